@@ -1,0 +1,287 @@
+//! `/v1/events`: ingest (single or batch, atomic, idempotent on `id`, acknowledged only once
+//! durable), list by offset, and get one. The `data` object is stored as the exact bytes received
+//! (after validation), so reads and deliveries splice it without re-encoding.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{HeaderMap, Request, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::auth::{authenticate, Access};
+use super::error::ApiError;
+use super::request::{json_error, read_body, require_json, Query, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
+use super::response::{json_response, ListPage, Response};
+use super::AppState;
+use crate::clock;
+use crate::domain::{catalog, internal, permission::Permission};
+use crate::ids;
+use crate::journal::{reader, Envelope, NewEvent, Origin};
+
+/// Longest `data.id` / `assigned_user_id` accepted.
+const MAX_ENTITY_ID_BYTES: usize = 256;
+/// Journal entries one list request scans at most (filters can make matches sparse).
+const MAX_SCAN_ENTRIES: usize = 100_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncomingEvent<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(borrow)]
+    data: &'a RawValue,
+    id: Option<String>,
+    occurred_at: Option<String>,
+    assigned_user_id: Option<String>,
+}
+
+/// Only `data.id` is needed from the payload; the rest is kept as bytes.
+#[derive(Deserialize)]
+struct DataHead {
+    id: Option<serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct AppendedView<'a> {
+    id: &'a str,
+    offset: u64,
+    duplicate: bool,
+}
+
+/// An event as read (SPEC §2).
+#[derive(Serialize)]
+pub struct EventView<'a> {
+    pub id: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub offset: u64,
+    pub timestamp: String,
+    pub data: &'a RawValue,
+    pub assigned_user_id: Option<&'a str>,
+}
+
+impl<'a> EventView<'a> {
+    pub fn of(e: &'a Envelope) -> Result<EventView<'a>, ApiError> {
+        let data: &RawValue = serde_json::from_slice(&e.payload)
+            .map_err(|_| ApiError::internal(format!("stored payload of offset {} is not JSON", e.offset)))?;
+        Ok(EventView {
+            id: &e.id,
+            kind: &e.kind,
+            offset: e.offset,
+            timestamp: clock::format_ms(e.timestamp_ms),
+            data,
+            assigned_user_id: e.assigned_user_id.as_deref(),
+        })
+    }
+}
+
+/// `POST /v1/events`.
+pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response, ApiError> {
+    let principal = authenticate(state, req.headers())?;
+    principal.require(Permission::IngestEvent)?;
+    require_json(req.headers())?;
+    let limits = &state.config.limits;
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(
+        &parts.headers,
+        body,
+        limits.max_body_bytes,
+        Duration::from_millis(limits.body_read_timeout_ms),
+    )
+    .await?;
+    let origin = Origin {
+        key_id: Some(principal.key.id.clone()),
+        user_id: Some(principal.user.id.clone()),
+    };
+    let events = parse_batch(&bytes, limits.max_batch_events, &origin)?;
+    let outcomes = state.writer.append(events).await?;
+    let any_new = outcomes.iter().any(|o| !o.duplicate);
+    let data: Vec<AppendedView> = outcomes
+        .iter()
+        .map(|o| AppendedView {
+            id: &o.id,
+            offset: o.offset,
+            duplicate: o.duplicate,
+        })
+        .collect();
+    let status = if any_new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_response(status, &serde_json::json!({ "data": data })))
+}
+
+/// Parses and validates a body holding one event object or an array of them. Any invalid event
+/// rejects the whole batch, so nothing of it is appended.
+pub fn parse_batch(bytes: &[u8], max_events: usize, origin: &Origin) -> Result<Vec<NewEvent>, ApiError> {
+    let whole: &RawValue = serde_json::from_slice(bytes).map_err(|e| json_error(e, ""))?;
+    let text = whole.get();
+    let items: Vec<&RawValue> = match text.as_bytes().first() {
+        Some(b'[') => serde_json::from_str(text).map_err(|e| json_error(e, ""))?,
+        Some(b'{') => vec![whole],
+        _ => {
+            return Err(ApiError::validation(
+                "body must be an event object or an array of event objects",
+            ))
+        }
+    };
+    if items.is_empty() {
+        return Err(ApiError::validation("the batch is empty"));
+    }
+    if items.len() > max_events {
+        return Err(ApiError::payload_too_large(format!(
+            "a batch holds at most {max_events} events, this one has {}",
+            items.len()
+        )));
+    }
+    let batch = items.len() > 1 || text.starts_with('[');
+    let now_ms = clock::now_ms();
+    let mut seen = HashSet::with_capacity(items.len());
+    let mut events = Vec::with_capacity(items.len());
+    for (index, raw) in items.into_iter().enumerate() {
+        let context = if batch {
+            format!("events[{index}]")
+        } else {
+            "event".to_string()
+        };
+        let event = validate_one(raw, &context, now_ms, origin)?;
+        if !seen.insert(event.id.clone()) {
+            return Err(ApiError::validation(format!(
+                "{context}: id {:?} appears twice in this batch",
+                event.id
+            )));
+        }
+        events.push(event);
+    }
+    Ok(events)
+}
+
+fn validate_one(raw: &RawValue, context: &str, now_ms: i64, origin: &Origin) -> Result<NewEvent, ApiError> {
+    let incoming: IncomingEvent = serde_json::from_str(raw.get()).map_err(|e| json_error(e, context))?;
+    let Some(event_type) = catalog::lookup(&incoming.kind) else {
+        return Err(ApiError::unknown_event_type(format!(
+            "{context}: unknown event type {:?}; accepted types: {}",
+            incoming.kind,
+            catalog::names().join(", ")
+        )));
+    };
+    let head: DataHead = serde_json::from_str(incoming.data.get()).map_err(|_| {
+        ApiError::validation(format!("{context}: data must be a JSON object"))
+    })?;
+    let entity_id = match head.id {
+        Some(serde_json::Value::String(s)) => s,
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        _ => {
+            return Err(ApiError::validation(format!(
+                "{context}: data.id is required (a string or number identifying the entity)"
+            )))
+        }
+    };
+    if entity_id.is_empty() || entity_id.len() > MAX_ENTITY_ID_BYTES {
+        return Err(ApiError::validation(format!(
+            "{context}: data.id must be 1 to {MAX_ENTITY_ID_BYTES} bytes"
+        )));
+    }
+    let id = match incoming.id {
+        Some(id) if ids::is_valid_client_id(&id) => id,
+        Some(_) => {
+            return Err(ApiError::validation(format!(
+                "{context}: id must be 1 to 128 characters of A-Z a-z 0-9 _ - . :"
+            )))
+        }
+        None => ids::new_id(ids::EVENT_PREFIX),
+    };
+    let timestamp_ms = match incoming.occurred_at.as_deref() {
+        Some(text) => clock::parse_rfc3339_ms(text).ok_or_else(|| {
+            ApiError::validation(format!(
+                "{context}: occurred_at must be an RFC 3339 time such as 2026-12-04T09:20:51.123Z"
+            ))
+        })?,
+        None => now_ms,
+    };
+    if let Some(user) = &incoming.assigned_user_id {
+        if user.is_empty() || user.len() > MAX_ENTITY_ID_BYTES {
+            return Err(ApiError::validation(format!(
+                "{context}: assigned_user_id must be 1 to {MAX_ENTITY_ID_BYTES} bytes"
+            )));
+        }
+    }
+    Ok(NewEvent {
+        id,
+        kind: event_type.name.to_string(),
+        timestamp_ms,
+        origin: origin.clone(),
+        assigned_user_id: incoming.assigned_user_id,
+        entity_id: Some(entity_id),
+        payload: incoming.data.get().as_bytes().to_vec(),
+    })
+}
+
+/// `GET /v1/events?after=&type=&limit=&cursor=` (owners and `admin:webhook`).
+pub async fn list(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response, ApiError> {
+    let principal = authenticate(state, req.headers())?;
+    principal.require_admin()?;
+    let query = Query::parse(req.uri().query());
+    let limit = query.limit(DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)?;
+    let after = match query.get("cursor") {
+        Some(cursor) => cursor
+            .parse::<u64>()
+            .map_err(|_| ApiError::invalid_request("cursor is not one this API issued"))?,
+        None => query.u64("after")?.unwrap_or(0),
+    };
+    let type_filter = match query.get("type") {
+        Some(t) => Some(
+            catalog::lookup(t)
+                .ok_or_else(|| ApiError::unknown_event_type(format!("unknown event type {t:?}")))?
+                .name,
+        ),
+        None => None,
+    };
+    let db = state.db.clone();
+    let head = state.writer.head();
+    let (events, last_scanned) = tokio::task::spawn_blocking(move || {
+        let mut events = Vec::with_capacity(limit.min(256));
+        let mut last_scanned = after;
+        reader::scan_from(&db, after + 1, MAX_SCAN_ENTRIES, |e| {
+            last_scanned = e.offset;
+            let wanted = !internal::is_internal(&e.kind) && type_filter.is_none_or(|t| t == e.kind);
+            if wanted {
+                events.push(e);
+            }
+            events.len() < limit
+        })
+        .map(|_| (events, last_scanned))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("list task failed: {e}")))??;
+    let views = events.iter().map(EventView::of).collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = (last_scanned < head).then(|| last_scanned.to_string());
+    Ok(json_response(
+        StatusCode::OK,
+        &ListPage {
+            data: views,
+            next_cursor,
+        },
+    ))
+}
+
+/// `GET /v1/events/{id}`.
+pub async fn get(state: &Arc<AppState>, headers: &HeaderMap, id: &str) -> Result<Response, ApiError> {
+    let principal = authenticate(state, headers)?;
+    principal.require_admin()?;
+    let db = state.db.clone();
+    let id_owned = id.to_string();
+    let found = tokio::task::spawn_blocking(move || reader::get_by_id(&db, &id_owned))
+        .await
+        .map_err(|e| ApiError::internal(format!("lookup task failed: {e}")))??;
+    match found {
+        Some(e) if !internal::is_internal(&e.kind) => {
+            Ok(json_response(StatusCode::OK, &EventView::of(&e)?))
+        }
+        _ => Err(ApiError::not_found(format!("no event with id {id:?}"))),
+    }
+}

@@ -1,0 +1,111 @@
+//! The HTTP API: the shared [`AppState`], the router, and one file per resource.
+//! [`server`] owns connections (limits, timeouts, graceful shutdown); everything here is
+//! request → response.
+
+pub mod auth;
+pub mod error;
+pub mod events;
+pub mod health;
+pub mod keys;
+pub mod rate_limit;
+pub mod request;
+pub mod response;
+pub mod server;
+pub mod registry_change;
+pub mod users;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request};
+use redb::Database;
+
+use crate::config::Config;
+use crate::journal::Writer;
+use crate::projectors::registry::Registry;
+use crate::projectors::ProjectorStatus;
+use error::ApiError;
+use response::Response;
+
+/// How long a handler waits for a projection to include its own write before answering.
+pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Arc<Database>,
+    pub writer: Writer,
+    pub registry: Registry,
+    pub registry_status: Arc<ProjectorStatus>,
+    pub projectors: Vec<Arc<ProjectorStatus>>,
+    pub rate_limiter: rate_limit::RateLimiter,
+    /// Serialises registry changes so check-then-append (unique ids, last owner) is race-free.
+    pub registry_lock: tokio::sync::Mutex<()>,
+    /// Set once start-up (bootstrap) is complete.
+    pub started: AtomicBool,
+}
+
+/// Routes one request. Never fails: errors become JSON error responses.
+pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let response = match route(&state, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    tracing::debug!(%method, %path, status = response.status().as_u16(),
+        elapsed_us = started.elapsed().as_micros() as u64, "request");
+    response
+}
+
+async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response, ApiError> {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let method = req.method().clone();
+    match (segments.as_slice(), &method) {
+        (["healthz"], &Method::GET) => Ok(health::healthz()),
+        (["readyz"], &Method::GET) => Ok(health::readyz(state)),
+        (["v1", "events"], &Method::POST) => events::create(state, req).await,
+        (["v1", "events"], &Method::GET) => events::list(state, req).await,
+        (["v1", "events", id], &Method::GET) => events::get(state, req.headers(), id).await,
+        (["v1", "users"], &Method::POST) => users::create(state, req).await,
+        (["v1", "users"], &Method::GET) => users::list(state, req).await,
+        (["v1", "users", id], &Method::GET) => users::get(state, req.headers(), id),
+        (["v1", "users", id], &Method::PATCH) => {
+            let id = id.to_string();
+            users::update(state, req, &id).await
+        }
+        (["v1", "users", id, "keys"], &Method::POST) => {
+            let id = id.to_string();
+            keys::create(state, req, &id).await
+        }
+        (["v1", "keys"], &Method::GET) => keys::list(state, req),
+        (["v1", "keys", id], &Method::DELETE) => keys::revoke(state, req.headers(), id).await,
+        (["v1", "me"], &Method::GET) => users::me(state, req.headers()),
+        _ => Err(unknown_route(&segments, &method)),
+    }
+}
+
+/// 405 for a known path with the wrong method, 404 otherwise.
+fn unknown_route(segments: &[&str], method: &Method) -> ApiError {
+    let known = matches!(
+        segments,
+        ["healthz"]
+            | ["readyz"]
+            | ["v1", "events"]
+            | ["v1", "events", _]
+            | ["v1", "users"]
+            | ["v1", "users", _]
+            | ["v1", "users", _, "keys"]
+            | ["v1", "keys"]
+            | ["v1", "keys", _]
+            | ["v1", "me"]
+    );
+    if known {
+        ApiError::method_not_allowed(format!("{method} is not supported on this path"))
+    } else {
+        ApiError::not_found("no such endpoint")
+    }
+}

@@ -1,0 +1,206 @@
+//! Wiring the daemon: open the journal, start the writer and projectors, bootstrap the owner on
+//! first start, serve HTTP, and on shutdown stop in order — listener, in-flight requests,
+//! projectors, then the writer after it drained its queue — so nothing acknowledged is lost.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::{self, AppState};
+use crate::clock;
+use crate::config::Config;
+use crate::domain::internal::{self, KeyRecord, UserRecord};
+use crate::domain::permission::PermissionSet;
+use crate::ids;
+use crate::journal::{reader, schema, JournalError, Writer};
+use crate::projectors::{self, registry::RegistryProjector};
+use crate::shutdown::{self, ShutdownSignal};
+
+pub const OWNER_KEY_FILE: &str = "owner.key";
+/// How long start-up waits for projectors to catch up with the journal.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot open the journal in {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("journal: {0}")]
+    Journal(#[from] JournalError),
+    #[error("start-up: {0}")]
+    Startup(String),
+}
+
+fn ensure_data_dir(dir: &Path) -> Result<(), DaemonError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| DaemonError::DataDir {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// Opens the database in `config.data_dir`, creating the directory if needed.
+pub fn open_db(config: &Config) -> Result<redb::Database, DaemonError> {
+    ensure_data_dir(&config.data_dir)?;
+    schema::open(&config.data_dir, config.storage.cache_size_bytes).map_err(|e| DaemonError::Open {
+        path: config.data_dir.clone(),
+        message: e.to_string(),
+    })
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. Blocks the calling thread.
+pub fn run(config: Config) -> Result<(), DaemonError> {
+    let (signal, _) = shutdown::channel();
+    run_until(config, signal, true)
+}
+
+/// Runs the daemon until `signal` fires (and, if `os_signals`, on SIGTERM/SIGINT too).
+pub fn run_until(config: Config, signal: ShutdownSignal, os_signals: bool) -> Result<(), DaemonError> {
+    let config = Arc::new(config);
+    let db = Arc::new(open_db(&config)?);
+    let head = reader::head(&db)?;
+    let (writer, writer_thread) = Writer::start(db.clone(), head);
+    let stop_projectors = Arc::new(AtomicBool::new(false));
+    let (registry_projector, registry) = RegistryProjector::load(&db)?;
+    let (registry_status, registry_thread) =
+        projectors::spawn(registry_projector, db.clone(), writer.clone(), stop_projectors.clone())?;
+
+    let state = Arc::new(AppState {
+        config: config.clone(),
+        db: db.clone(),
+        writer: writer.clone(),
+        registry,
+        registry_status: registry_status.clone(),
+        projectors: vec![registry_status],
+        rate_limiter: Default::default(),
+        registry_lock: tokio::sync::Mutex::new(()),
+        started: AtomicBool::new(false),
+    });
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("rev23-io")
+        .build()
+        .map_err(|e| DaemonError::Startup(format!("tokio runtime: {e}")))?;
+    let served = runtime.block_on(serve(state.clone(), signal, os_signals));
+    runtime.shutdown_timeout(Duration::from_secs(2));
+
+    // In-flight requests are done; stop projectors after their current chunk, then let the
+    // writer commit everything still queued and exit.
+    stop_projectors.store(true, Ordering::Release);
+    if registry_thread.join().is_err() {
+        tracing::error!("registry projector panicked");
+    }
+    writer.stop();
+    if writer_thread.join().is_err() {
+        tracing::error!("journal writer panicked");
+    }
+    tracing::info!(head = writer.head(), "stopped");
+    served
+}
+
+async fn serve(state: Arc<AppState>, signal: ShutdownSignal, os_signals: bool) -> Result<(), DaemonError> {
+    let listener = tokio::net::TcpListener::bind(&state.config.listen)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            addr: state.config.listen.clone(),
+            source,
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| DaemonError::Startup(format!("local address: {e}")))?;
+    if os_signals {
+        tokio::spawn(shutdown::fire_on_os_signal(signal.clone()));
+    }
+    // Auth needs the registry: catch up with what the journal held at start.
+    let head = state.writer.head();
+    if !state.registry_status.wait_for(head, CATCH_UP_TIMEOUT).await {
+        return Err(DaemonError::Startup("the registry did not catch up with the journal".into()));
+    }
+    bootstrap_owner(&state).await?;
+    state.started.store(true, Ordering::Release);
+    tracing::info!(%local, head, "listening");
+    // A machine-readable line on stdout for scripts and tests that ask for port 0.
+    println!("rev23-webhooks listening on http://{local}");
+    let _ = std::io::stdout().flush();
+    api::server::serve(listener, state, signal.listener()).await;
+    Ok(())
+}
+
+/// On first start (no owner yet): creates the owner user and key, writes the key to
+/// `<data-dir>/owner.key` (0600) before journaling it, and prints it once.
+async fn bootstrap_owner(state: &AppState) -> Result<(), DaemonError> {
+    if state.registry.snapshot().users.values().any(|u| u.owner) {
+        return Ok(());
+    }
+    let now = clock::now_ms();
+    let user = UserRecord {
+        id: ids::new_id(ids::USER_PREFIX),
+        name: "Owner".into(),
+        email: None,
+        owner: true,
+        permissions: PermissionSet::all().names(),
+        active: true,
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    let secret = ids::new_key_secret();
+    let key = KeyRecord {
+        id: ids::new_id(ids::KEY_PREFIX),
+        user_id: user.id.clone(),
+        name: "owner".into(),
+        prefix: secret.prefix.clone(),
+        hash: secret.hash.clone(),
+        permissions: None,
+        created_at_ms: now,
+        revoked_at_ms: None,
+    };
+    let path = state.config.data_dir.join(OWNER_KEY_FILE);
+    write_secret_file(&path, &secret.secret).map_err(|source| DaemonError::DataDir {
+        path: path.clone(),
+        source,
+    })?;
+    let origin = crate::journal::Origin::default();
+    let events = vec![
+        api::registry_change::internal_event(internal::USER_UPSERTED, &user.id, &user, origin.clone()),
+        api::registry_change::internal_event(internal::KEY_CREATED, &key.id, &key, origin),
+    ];
+    api::registry_change::commit(state, events)
+        .await
+        .map_err(|e| DaemonError::Startup(format!("creating the owner: {}", e.message)))?;
+    println!(
+        "created the owner user {} and its API key (shown once; also in {}): {}",
+        user.id,
+        path.display(),
+        secret.secret
+    );
+    Ok(())
+}
+
+/// Writes `contents` to `path` with mode 0600, atomically (temp file, fsync, rename).
+fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! Reading the journal: any thread may open a redb read transaction, concurrently with the
+//! writer, so reads never queue behind writes.
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+use super::codec::{self, Envelope};
+use super::schema::{CHECKPOINTS, EVENT_IDS, JOURNAL};
+use super::JournalError;
+
+/// The highest committed offset (0 for an empty journal).
+pub fn head(db: &Database) -> Result<u64, JournalError> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(JOURNAL)?;
+    let head = table.last()?.map(|(k, _)| k.value()).unwrap_or(0);
+    Ok(head)
+}
+
+/// Up to `max_entries` entries with offset ≥ `from`, ascending, decoded.
+pub fn read_from(db: &Database, from: u64, max_entries: usize) -> Result<Vec<Envelope>, JournalError> {
+    let mut out = Vec::new();
+    scan_from(db, from, max_entries, |e| {
+        out.push(e);
+        true
+    })?;
+    Ok(out)
+}
+
+/// Visits entries from `from` ascending, at most `max_entries`, until `visit` returns false.
+/// Returns the number of entries visited.
+pub fn scan_from(
+    db: &Database,
+    from: u64,
+    max_entries: usize,
+    mut visit: impl FnMut(Envelope) -> bool,
+) -> Result<usize, JournalError> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(JOURNAL)?;
+    let mut visited = 0;
+    for item in table.range(from.max(1)..)? {
+        if visited >= max_entries {
+            break;
+        }
+        let (key, value) = item?;
+        let envelope = codec::decode(value.value())?;
+        debug_assert_eq!(envelope.offset, key.value(), "entry offset matches its key");
+        visited += 1;
+        if !visit(envelope) {
+            break;
+        }
+    }
+    Ok(visited)
+}
+
+pub fn get_by_offset(db: &Database, offset: u64) -> Result<Option<Envelope>, JournalError> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(JOURNAL)?;
+    let entry = match table.get(offset)? {
+        Some(v) => Some(codec::decode(v.value())?),
+        None => None,
+    };
+    Ok(entry)
+}
+
+pub fn get_by_id(db: &Database, id: &str) -> Result<Option<Envelope>, JournalError> {
+    let txn = db.begin_read()?;
+    let ids = txn.open_table(EVENT_IDS)?;
+    let Some(offset) = ids.get(id)?.map(|v| v.value()) else {
+        return Ok(None);
+    };
+    let table = txn.open_table(JOURNAL)?;
+    let entry = match table.get(offset)? {
+        Some(v) => codec::decode(v.value())?,
+        None => {
+            return Err(JournalError::Corrupt(format!(
+                "event id {id} points at missing offset {offset}"
+            )))
+        }
+    };
+    Ok(Some(entry))
+}
+
+/// A projector's committed checkpoint (0 if it never ran or was wiped).
+pub fn checkpoint(db: &Database, name: &str) -> Result<u64, JournalError> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(CHECKPOINTS)?;
+    let checkpoint = table.get(name)?.map(|v| v.value()).unwrap_or(0);
+    Ok(checkpoint)
+}

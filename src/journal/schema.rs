@@ -1,0 +1,31 @@
+//! The redb tables the journal owns, and opening the database file.
+
+use std::path::Path;
+
+use redb::{Database, TableDefinition};
+
+/// `offset → encoded Envelope` (see `codec`). Append-only; offsets are gapless from 1.
+pub const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
+/// `event id → offset`: idempotent ingest and `GET /v1/events/{id}`.
+pub const EVENT_IDS: TableDefinition<&str, u64> = TableDefinition::new("event_ids");
+/// `projector name → last applied offset`, committed with the projector's state.
+pub const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new("projector_checkpoints");
+
+pub const DB_FILE_NAME: &str = "journal.redb";
+
+/// Opens (or creates) the database and makes sure every journal table exists, so readers never
+/// see a missing table.
+pub fn open(data_dir: &Path, cache_size_bytes: usize) -> Result<Database, redb::Error> {
+    let path = data_dir.join(DB_FILE_NAME);
+    let db = Database::builder()
+        .set_cache_size(cache_size_bytes)
+        .create(&path)?;
+    let txn = db.begin_write()?;
+    {
+        txn.open_table(JOURNAL)?;
+        txn.open_table(EVENT_IDS)?;
+        txn.open_table(CHECKPOINTS)?;
+    }
+    txn.commit()?;
+    Ok(db)
+}

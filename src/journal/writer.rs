@@ -1,0 +1,370 @@
+//! The journal writer: one thread owns every redb write transaction. Everything that writes sends
+//! it a [`Request`] over a bounded crossbeam channel; it drains whatever is pending into one
+//! durable transaction (group commit) and answers each request only after `commit()` returned.
+//! A full queue is reported to the caller at once (`Busy`), never waited on from async code.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use redb::{Database, Durability, ReadableTable, WriteTransaction};
+use tokio::sync::oneshot;
+
+use super::codec::{self, Envelope, Origin};
+use super::schema::{EVENT_IDS, JOURNAL};
+use super::JournalError;
+use crate::clock;
+
+/// Requests that wait in the queue at most; past it callers get `Busy` (HTTP 503).
+pub const QUEUE_CAPACITY: usize = 8192;
+/// Requests folded into one transaction at most.
+const MAX_GROUP_REQUESTS: usize = 2048;
+/// Payload bytes folded into one transaction at most (keeps a commit's latency bounded).
+const MAX_GROUP_BYTES: usize = 64 * 1024 * 1024;
+
+/// A write of projection state, run inside the group's transaction.
+pub type WriteFn = Box<dyn FnOnce(&WriteTransaction) -> Result<(), redb::Error> + Send>;
+
+/// An event to append; the writer assigns its offset and append time.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub id: String,
+    pub kind: String,
+    pub timestamp_ms: i64,
+    pub origin: Origin,
+    pub assigned_user_id: Option<String>,
+    pub entity_id: Option<String>,
+    pub payload: Vec<u8>,
+}
+
+/// What happened to one appended event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub id: String,
+    pub offset: u64,
+    /// The id was already in the journal: nothing was appended, `offset` is the original's.
+    pub duplicate: bool,
+}
+
+pub enum Request {
+    Append {
+        events: Vec<NewEvent>,
+        reply: oneshot::Sender<Result<Vec<Appended>, JournalError>>,
+    },
+    Apply {
+        write: WriteFn,
+        reply: oneshot::Sender<Result<(), JournalError>>,
+    },
+    /// Finish everything queued before this, then exit.
+    Stop,
+}
+
+impl Request {
+    fn size_bytes(&self) -> usize {
+        match self {
+            Request::Append { events, .. } => events.iter().map(|e| e.payload.len() + 64).sum(),
+            Request::Apply { .. } | Request::Stop => 64,
+        }
+    }
+}
+
+/// Wakes projector threads after a commit. Each waker is a bounded(1) channel: a pending wake
+/// is enough, so the writer never blocks on a slow projector.
+#[derive(Default)]
+pub struct Wakers(Mutex<Vec<Sender<()>>>);
+
+impl Wakers {
+    pub fn subscribe(&self) -> Receiver<()> {
+        let (tx, rx) = bounded(1);
+        self.0.lock().expect("wakers lock").push(tx);
+        rx
+    }
+
+    fn wake_all(&self) {
+        for w in self.0.lock().expect("wakers lock").iter() {
+            let _ = w.try_send(());
+        }
+    }
+}
+
+/// The handle everything else writes through. Cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    tx: Sender<Request>,
+    head: Arc<AtomicU64>,
+    wakers: Arc<Wakers>,
+    head_watch: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `db`, whose journal currently ends at `head`.
+    pub fn start(db: Arc<Database>, head: u64) -> (Writer, JoinHandle<()>) {
+        let (tx, rx) = bounded(QUEUE_CAPACITY);
+        let head_atomic = Arc::new(AtomicU64::new(head));
+        let wakers = Arc::new(Wakers::default());
+        let (watch_tx, head_watch) = tokio::sync::watch::channel(head);
+        let thread = WriterThread {
+            db,
+            rx,
+            next_offset: head + 1,
+            head: head_atomic.clone(),
+            wakers: wakers.clone(),
+            head_watch: watch_tx,
+        };
+        let handle = std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || thread.run())
+            .expect("spawn journal writer");
+        let writer = Writer {
+            tx,
+            head: head_atomic,
+            wakers,
+            head_watch,
+        };
+        (writer, handle)
+    }
+
+    /// The last durably committed offset.
+    pub fn head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    pub fn wakers(&self) -> &Wakers {
+        &self.wakers
+    }
+
+    /// A receiver of the committed head, for async waiters.
+    pub fn head_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.head_watch.clone()
+    }
+
+    /// Requests waiting for the writer now.
+    pub fn queue_len(&self) -> usize {
+        self.tx.len()
+    }
+
+    fn submit(&self, request: Request) -> Result<(), JournalError> {
+        self.tx.try_send(request).map_err(|e| match e {
+            TrySendError::Full(_) => JournalError::Busy,
+            TrySendError::Disconnected(_) => JournalError::Closed,
+        })
+    }
+
+    /// Appends events atomically; resolves once they are durable.
+    pub async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, JournalError> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Request::Append { events, reply })?;
+        rx.await.map_err(|_| JournalError::Closed)?
+    }
+
+    /// Blocking form of [`append`](Self::append) for threads outside the runtime.
+    pub fn append_blocking(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, JournalError> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Request::Append { events, reply })?;
+        rx.blocking_recv().map_err(|_| JournalError::Closed)?
+    }
+
+    /// Runs `write` inside a durable transaction (projection state and checkpoints).
+    pub fn apply_blocking(&self, write: WriteFn) -> Result<(), JournalError> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Request::Apply { write, reply })?;
+        rx.blocking_recv().map_err(|_| JournalError::Closed)?
+    }
+
+    /// Asks the writer to finish what is queued and exit. Blocks while the queue is full, which
+    /// is bounded by the queue draining.
+    pub fn stop(&self) {
+        let _ = self.tx.send(Request::Stop);
+    }
+}
+
+enum Reply {
+    Append(oneshot::Sender<Result<Vec<Appended>, JournalError>>, Vec<Appended>),
+    Apply(oneshot::Sender<Result<(), JournalError>>),
+}
+
+impl Reply {
+    fn fail(self, err: &JournalError) {
+        match self {
+            Reply::Append(tx, _) => {
+                let _ = tx.send(Err(err.clone()));
+            }
+            Reply::Apply(tx) => {
+                let _ = tx.send(Err(err.clone()));
+            }
+        }
+    }
+
+    fn succeed(self) {
+        match self {
+            Reply::Append(tx, outcomes) => {
+                let _ = tx.send(Ok(outcomes));
+            }
+            Reply::Apply(tx) => {
+                let _ = tx.send(Ok(()));
+            }
+        }
+    }
+}
+
+struct WriterThread {
+    db: Arc<Database>,
+    rx: Receiver<Request>,
+    next_offset: u64,
+    head: Arc<AtomicU64>,
+    wakers: Arc<Wakers>,
+    head_watch: tokio::sync::watch::Sender<u64>,
+}
+
+impl WriterThread {
+    fn run(mut self) {
+        let mut stopping = false;
+        while !stopping {
+            let Ok(first) = self.rx.recv() else { break };
+            let mut group = Vec::with_capacity(64);
+            let mut group_bytes = 0usize;
+            let mut next = Some(first);
+            while let Some(request) = next.take() {
+                if matches!(request, Request::Stop) {
+                    stopping = true;
+                    break;
+                }
+                group_bytes += request.size_bytes();
+                group.push(request);
+                if group.len() >= MAX_GROUP_REQUESTS || group_bytes >= MAX_GROUP_BYTES {
+                    break;
+                }
+                next = self.rx.try_recv().ok();
+            }
+            if !group.is_empty() {
+                self.commit_group(group);
+            }
+        }
+        tracing::debug!(head = self.next_offset - 1, "journal writer stopped");
+    }
+
+    fn commit_group(&mut self, group: Vec<Request>) {
+        let start_offset = self.next_offset;
+        let mut replies = Vec::with_capacity(group.len());
+        let result = self.write_group(group, &mut replies);
+        match result {
+            Ok(()) => {
+                let appended = self.next_offset != start_offset;
+                if appended {
+                    let head = self.next_offset - 1;
+                    self.head.store(head, Ordering::Release);
+                    let _ = self.head_watch.send(head);
+                }
+                for r in replies {
+                    r.succeed();
+                }
+                if appended {
+                    self.wakers.wake_all();
+                }
+            }
+            Err((err, rest)) => {
+                // Nothing of the group is durable: roll the offset counter back so offsets
+                // stay gapless, and fail every request (including those not yet processed).
+                self.next_offset = start_offset;
+                tracing::error!(error = %err, "journal commit failed");
+                for r in replies {
+                    r.fail(&err);
+                }
+                for request in rest {
+                    match request {
+                        Request::Append { reply, .. } => {
+                            let _ = reply.send(Err(err.clone()));
+                        }
+                        Request::Apply { reply, .. } => {
+                            let _ = reply.send(Err(err.clone()));
+                        }
+                        Request::Stop => {}
+                    }
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn write_group(
+        &mut self,
+        group: Vec<Request>,
+        replies: &mut Vec<Reply>,
+    ) -> Result<(), (JournalError, Vec<Request>)> {
+        let mut txn = match self.db.begin_write() {
+            Ok(t) => t,
+            Err(e) => return Err((JournalError::from(redb::Error::from(e)), group)),
+        };
+        if let Err(e) = txn.set_durability(Durability::Immediate) {
+            return Err((JournalError::from(redb::Error::from(e)), group));
+        }
+        let mut requests = group.into_iter();
+        while let Some(request) = requests.next() {
+            let outcome = match request {
+                Request::Append { events, reply } => match self.append_in(&txn, &events) {
+                    Ok(outcomes) => {
+                        replies.push(Reply::Append(reply, outcomes));
+                        Ok(())
+                    }
+                    Err(e) => {
+                        replies.push(Reply::Append(reply, Vec::new()));
+                        Err(e)
+                    }
+                },
+                Request::Apply { write, reply } => {
+                    replies.push(Reply::Apply(reply));
+                    write(&txn).map_err(JournalError::from)
+                }
+                Request::Stop => Ok(()),
+            };
+            if let Err(e) = outcome {
+                return Err((e, requests.collect()));
+            }
+        }
+        txn.commit()
+            .map_err(|e| (JournalError::from(redb::Error::from(e)), Vec::new()))
+    }
+
+    fn append_in(&mut self, txn: &WriteTransaction, events: &[NewEvent]) -> Result<Vec<Appended>, JournalError> {
+        let mut journal = txn.open_table(JOURNAL)?;
+        let mut ids = txn.open_table(EVENT_IDS)?;
+        let appended_at_ms = clock::now_ms();
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            if let Some(existing) = ids.get(event.id.as_str())?.map(|v| v.value()) {
+                outcomes.push(Appended {
+                    id: event.id.clone(),
+                    offset: existing,
+                    duplicate: true,
+                });
+                continue;
+            }
+            let offset = self.next_offset;
+            let envelope = Envelope {
+                offset,
+                id: event.id.clone(),
+                kind: event.kind.clone(),
+                timestamp_ms: event.timestamp_ms,
+                appended_at_ms,
+                origin: event.origin.clone(),
+                assigned_user_id: event.assigned_user_id.clone(),
+                entity_id: event.entity_id.clone(),
+                payload: event.payload.clone(),
+            };
+            let bytes = codec::encode(&envelope)?;
+            let previous = journal.insert(offset, bytes.as_slice())?;
+            // Offsets are handed out only here; an existing entry would mean two writers.
+            assert!(previous.is_none(), "journal offset {offset} written twice");
+            drop(previous);
+            ids.insert(event.id.as_str(), offset)?;
+            self.next_offset += 1;
+            outcomes.push(Appended {
+                id: event.id.clone(),
+                offset,
+                duplicate: false,
+            });
+        }
+        Ok(outcomes)
+    }
+}

@@ -1,0 +1,20 @@
+//! rev23-webhooks: the webhook engine for REV23.
+//!
+//! The architecture, as the folders show it:
+//! - [`journal`]: the append-only event journal in redb, the single source of truth, and the one
+//!   writer thread that owns every write transaction (group commit).
+//! - [`projectors`]: in-process threads that derive state (the user/key registry, later hooks and
+//!   cursors) from the journal, each committing its state and checkpoint atomically.
+//! - [`api`]: the hyper HTTP server, auth, rate limits and one file per API resource.
+//! - [`domain`]: the event catalog, permissions and the records the journal carries.
+//! - [`daemon`]: wiring, start-up bootstrap and graceful shutdown.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod domain;
+pub mod ids;
+pub mod journal;
+pub mod projectors;
+pub mod shutdown;
