@@ -8,10 +8,10 @@ pub mod events;
 pub mod health;
 pub mod keys;
 pub mod rate_limit;
+pub mod registry_change;
 pub mod request;
 pub mod response;
 pub mod server;
-pub mod registry_change;
 pub mod users;
 
 use std::sync::atomic::AtomicBool;

@@ -1,5 +1,5 @@
-//! The engine's own journal events. Users and keys are changed only by appending one of these, so
-//! the registry is a projection of the journal, not a second source of truth. Their types start
+//! The engine's own journal events. Users, keys and hooks change only by appending one of these, so
+//! the registry and the hooks are projections of the journal, not a second source of truth. Their types start
 //! with `internal.`: they are never delivered, never listed by `GET /v1/events`, and never
 //! accepted from clients (the catalog does not contain them). Payloads are JSON, like public ones.
 
@@ -45,4 +45,109 @@ pub struct KeyRecord {
 pub struct KeyRevoked {
     pub id: String,
     pub revoked_at_ms: i64,
+}
+
+pub const HOOK_CREATED: &str = "internal.hook_created";
+pub const HOOK_UPDATED: &str = "internal.hook_updated";
+pub const HOOK_STATE_CHANGED: &str = "internal.hook_state_changed";
+pub const HOOK_SECRET_ROTATED: &str = "internal.hook_secret_rotated";
+pub const HOOK_DELETED: &str = "internal.hook_deleted";
+
+/// How a hook orders its deliveries (SPEC §5).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Ordering {
+    /// Same `data.id` strictly in sequence, different entities in parallel.
+    #[default]
+    Entity,
+    /// One at a time, in sequence order.
+    Strict,
+    /// Up to `max_in_flight` in parallel, any order.
+    None,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryMode {
+    #[default]
+    Push,
+    Pull,
+}
+
+/// Hook states (SPEC §4). Only `Active` delivers; all others keep cursor and backlog.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HookState {
+    Active,
+    Paused,
+    Disabled,
+    Suspended,
+    PendingApproval,
+}
+
+impl HookState {
+    pub fn name(self) -> &'static str {
+        match self {
+            HookState::Active => "active",
+            HookState::Paused => "paused",
+            HookState::Disabled => "disabled",
+            HookState::Suspended => "suspended",
+            HookState::PendingApproval => "pending_approval",
+        }
+    }
+}
+
+/// A hook's configuration as created; later events patch it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct HookRecord {
+    pub id: String,
+    pub owner_user_id: String,
+    pub target_url: Option<String>,
+    /// Catalog type names, sorted and unique.
+    pub events: Vec<String>,
+    pub description: Option<String>,
+    pub ordering: Ordering,
+    pub delivery: DeliveryMode,
+    pub state: HookState,
+    pub state_reason: Option<String>,
+    /// `whsec_...`: the current signing secret.
+    pub secret: String,
+    /// The secret before the last rotation, still signing until it expires.
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at_ms: Option<i64>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A user's change of a hook's configuration; absent fields are unchanged.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct HookUpdate {
+    pub id: String,
+    pub target_url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub description: Option<Option<String>>,
+    pub at_ms: i64,
+}
+
+/// A state change, by its user (pause, resume) or by the engine (disable, suspend).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct HookStateChange {
+    pub id: String,
+    pub state: HookState,
+    pub reason: Option<String>,
+    pub at_ms: i64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct HookSecretRotated {
+    pub id: String,
+    pub secret: String,
+    pub previous_secret_expires_at_ms: i64,
+    pub at_ms: i64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct HookDeleted {
+    pub id: String,
+    pub at_ms: i64,
 }

@@ -1,8 +1,10 @@
 //! The domain: what the journal's events mean, independent of storage and HTTP.
 //! - [`catalog`]: the public event types, their read permission and scoping.
 //! - [`permission`]: the permission names and a compact set of them.
-//! - [`internal`]: the engine's own journal events (users, keys), never delivered.
+//! - [`internal`]: the engine's own journal events (users, keys, hooks), never delivered.
+//! - [`visibility`]: who may see an event and what of it (scoping, permissions, redaction).
 
 pub mod catalog;
 pub mod internal;
 pub mod permission;
+pub mod visibility;

@@ -165,6 +165,13 @@ impl Writer {
         rx.blocking_recv().map_err(|_| JournalError::Closed)?
     }
 
+    /// Runs `write` inside a durable transaction; resolves once it is durable.
+    pub async fn apply(&self, write: WriteFn) -> Result<(), JournalError> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Request::Apply { write, reply })?;
+        rx.await.map_err(|_| JournalError::Closed)?
+    }
+
     /// Runs `write` inside a durable transaction (projection state and checkpoints).
     pub fn apply_blocking(&self, write: WriteFn) -> Result<(), JournalError> {
         let (reply, rx) = oneshot::channel();
@@ -180,7 +187,10 @@ impl Writer {
 }
 
 enum Reply {
-    Append(oneshot::Sender<Result<Vec<Appended>, JournalError>>, Vec<Appended>),
+    Append(
+        oneshot::Sender<Result<Vec<Appended>, JournalError>>,
+        Vec<Appended>,
+    ),
     Apply(oneshot::Sender<Result<(), JournalError>>),
 }
 
@@ -326,7 +336,11 @@ impl WriterThread {
             .map_err(|e| (JournalError::from(redb::Error::from(e)), Vec::new()))
     }
 
-    fn append_in(&mut self, txn: &WriteTransaction, events: &[NewEvent]) -> Result<Vec<Appended>, JournalError> {
+    fn append_in(
+        &mut self,
+        txn: &WriteTransaction,
+        events: &[NewEvent],
+    ) -> Result<Vec<Appended>, JournalError> {
         let mut journal = txn.open_table(JOURNAL)?;
         let mut ids = txn.open_table(EVENT_IDS)?;
         let appended_at_ms = clock::now_ms();

@@ -4,6 +4,7 @@
 //! A restart resumes from the checkpoint; wiping a projection's tables (and checkpoint) rebuilds
 //! the same state from offset 1.
 
+pub mod hooks;
 pub mod registry;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -154,9 +155,11 @@ fn run_chunk<P: Projector>(
 pub fn wipe_all(db: &Database) -> Result<(), redb::Error> {
     let txn = db.begin_write()?;
     registry::wipe(&txn)?;
+    hooks::wipe(&txn)?;
     {
         let mut checkpoints = txn.open_table(CHECKPOINTS)?;
         checkpoints.remove(registry::NAME)?;
+        checkpoints.remove(hooks::NAME)?;
     }
     txn.commit()?;
     Ok(())
