@@ -76,7 +76,7 @@ pub struct Delivery {
     pub secret_overlap_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
     pub allowed_destinations: Vec<String>,
@@ -177,17 +177,6 @@ impl Default for Delivery {
     }
 }
 
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            allowed_destinations: Vec::new(),
-            require_approval: false,
-            https_only: false,
-            allow_private_networks: Vec::new(),
-        }
-    }
-}
-
 impl Default for Loops {
     fn default() -> Self {
         Loops {
@@ -265,7 +254,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
         let checks: [(bool, &str); 8] = [
-            (l.max_body_bytes >= 1024, "limits.max_body_bytes must be at least 1024"),
+            (
+                l.max_body_bytes >= 1024,
+                "limits.max_body_bytes must be at least 1024",
+            ),
             (
                 l.max_file_body_bytes >= l.max_body_bytes,
                 "limits.max_file_body_bytes must be at least limits.max_body_bytes",
@@ -274,13 +266,22 @@ impl Config {
                 (1..=100_000).contains(&l.max_batch_events),
                 "limits.max_batch_events must be 1..=100000",
             ),
-            (l.rate_limit_per_minute >= 1, "limits.rate_limit_per_minute must be at least 1"),
+            (
+                l.rate_limit_per_minute >= 1,
+                "limits.rate_limit_per_minute must be at least 1",
+            ),
             (
                 l.ingest_rate_limit_per_minute >= 1,
                 "limits.ingest_rate_limit_per_minute must be at least 1",
             ),
-            (l.header_read_timeout_ms >= 1, "limits.header_read_timeout_ms must be at least 1"),
-            (l.max_connections >= 1, "limits.max_connections must be at least 1"),
+            (
+                l.header_read_timeout_ms >= 1,
+                "limits.header_read_timeout_ms must be at least 1",
+            ),
+            (
+                l.max_connections >= 1,
+                "limits.max_connections must be at least 1",
+            ),
             (
                 self.storage.cache_size_bytes >= 1024 * 1024,
                 "storage.cache_size_bytes must be at least 1 MiB",
@@ -291,13 +292,16 @@ impl Config {
                 return Err(ConfigError::Invalid(message.to_string()));
             }
         }
-        if self.delivery.retry_schedule_ms.is_empty() || self.delivery.retry_schedule_ms.len() > 32 {
+        if self.delivery.retry_schedule_ms.is_empty() || self.delivery.retry_schedule_ms.len() > 32
+        {
             return Err(ConfigError::Invalid(
                 "delivery.retry_schedule_ms must have 1..=32 entries".into(),
             ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
-            return Err(ConfigError::Invalid("log.format must be \"text\" or \"json\"".into()));
+            return Err(ConfigError::Invalid(
+                "log.format must be \"text\" or \"json\"".into(),
+            ));
         }
         Ok(())
     }

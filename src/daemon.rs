@@ -26,11 +26,17 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open the journal in {path}: {message}")]
     Open { path: PathBuf, message: String },
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("journal: {0}")]
     Journal(#[from] JournalError),
     #[error("start-up: {0}")]
@@ -64,15 +70,23 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 }
 
 /// Runs the daemon until `signal` fires (and, if `os_signals`, on SIGTERM/SIGINT too).
-pub fn run_until(config: Config, signal: ShutdownSignal, os_signals: bool) -> Result<(), DaemonError> {
+pub fn run_until(
+    config: Config,
+    signal: ShutdownSignal,
+    os_signals: bool,
+) -> Result<(), DaemonError> {
     let config = Arc::new(config);
     let db = Arc::new(open_db(&config)?);
     let head = reader::head(&db)?;
     let (writer, writer_thread) = Writer::start(db.clone(), head);
     let stop_projectors = Arc::new(AtomicBool::new(false));
     let (registry_projector, registry) = RegistryProjector::load(&db)?;
-    let (registry_status, registry_thread) =
-        projectors::spawn(registry_projector, db.clone(), writer.clone(), stop_projectors.clone())?;
+    let (registry_status, registry_thread) = projectors::spawn(
+        registry_projector,
+        db.clone(),
+        writer.clone(),
+        stop_projectors.clone(),
+    )?;
 
     let state = Arc::new(AppState {
         config: config.clone(),
@@ -108,7 +122,11 @@ pub fn run_until(config: Config, signal: ShutdownSignal, os_signals: bool) -> Re
     served
 }
 
-async fn serve(state: Arc<AppState>, signal: ShutdownSignal, os_signals: bool) -> Result<(), DaemonError> {
+async fn serve(
+    state: Arc<AppState>,
+    signal: ShutdownSignal,
+    os_signals: bool,
+) -> Result<(), DaemonError> {
     let listener = tokio::net::TcpListener::bind(&state.config.listen)
         .await
         .map_err(|source| DaemonError::Bind {
@@ -124,7 +142,9 @@ async fn serve(state: Arc<AppState>, signal: ShutdownSignal, os_signals: bool) -
     // Auth needs the registry: catch up with what the journal held at start.
     let head = state.writer.head();
     if !state.registry_status.wait_for(head, CATCH_UP_TIMEOUT).await {
-        return Err(DaemonError::Startup("the registry did not catch up with the journal".into()));
+        return Err(DaemonError::Startup(
+            "the registry did not catch up with the journal".into(),
+        ));
     }
     bootstrap_owner(&state).await?;
     state.started.store(true, Ordering::Release);
@@ -171,7 +191,12 @@ async fn bootstrap_owner(state: &AppState) -> Result<(), DaemonError> {
     })?;
     let origin = crate::journal::Origin::default();
     let events = vec![
-        api::registry_change::internal_event(internal::USER_UPSERTED, &user.id, &user, origin.clone()),
+        api::registry_change::internal_event(
+            internal::USER_UPSERTED,
+            &user.id,
+            &user,
+            origin.clone(),
+        ),
         api::registry_change::internal_event(internal::KEY_CREATED, &key.id, &key, origin),
     ];
     api::registry_change::commit(state, events)

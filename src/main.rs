@@ -9,7 +9,11 @@ use rev23_webhooks::config::Config;
 use rev23_webhooks::{daemon, projectors};
 
 #[derive(Parser)]
-#[command(name = "rev23-webhooks", version, about = "The webhook engine for REV23")]
+#[command(
+    name = "rev23-webhooks",
+    version,
+    about = "The webhook engine for REV23"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,7 +45,8 @@ enum Command {
 
 fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -65,14 +70,19 @@ fn main() -> ExitCode {
                 init_logging(&config);
                 daemon::run(config).map_err(|e| e.to_string())
             }),
-        Command::RebuildProjections { config, data_dir } => Config::load(config.as_deref(), None, data_dir)
-            .map_err(|e| e.to_string())
-            .and_then(|config| {
-                let db = daemon::open_db(&config).map_err(|e| e.to_string())?;
-                projectors::wipe_all(&db).map_err(|e| e.to_string())?;
-                println!("projections wiped in {}; they rebuild on the next start", config.data_dir.display());
-                Ok(())
-            }),
+        Command::RebuildProjections { config, data_dir } => {
+            Config::load(config.as_deref(), None, data_dir)
+                .map_err(|e| e.to_string())
+                .and_then(|config| {
+                    let db = daemon::open_db(&config).map_err(|e| e.to_string())?;
+                    projectors::wipe_all(&db).map_err(|e| e.to_string())?;
+                    println!(
+                        "projections wiped in {}; they rebuild on the next start",
+                        config.data_dir.display()
+                    );
+                    Ok(())
+                })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,7 +20,9 @@ pub fn check_tenant(state: &AppState, headers: &HeaderMap) -> Result<(), ApiErro
     let sent = sent.to_str().unwrap_or("");
     match state.config.tenant.as_deref() {
         Some(tenant) if tenant == sent => Ok(()),
-        Some(_) => Err(ApiError::unauthorized("X-Tenant-Name does not match this daemon's tenant")),
+        Some(_) => Err(ApiError::unauthorized(
+            "X-Tenant-Name does not match this daemon's tenant",
+        )),
         None => Err(ApiError::unauthorized(
             "X-Tenant-Name was sent but this daemon has no tenant configured (set `tenant`)",
         )),
@@ -39,9 +41,11 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 /// Authenticates the request and charges its key's rate limit.
 pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     check_tenant(state, headers)?;
-    let key = presented_key(headers).filter(|k| !k.is_empty()).ok_or_else(|| {
-        ApiError::unauthorized("missing API key: send X-Api-Key or Authorization: Bearer")
-    })?;
+    let key = presented_key(headers)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthorized("missing API key: send X-Api-Key or Authorization: Bearer")
+        })?;
     if key.len() > MAX_KEY_BYTES {
         return Err(ApiError::unauthorized("invalid API key"));
     }

@@ -13,7 +13,9 @@ use serde_json::value::RawValue;
 
 use super::auth::{authenticate, Access};
 use super::error::ApiError;
-use super::request::{json_error, read_body, require_json, Query, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
+use super::request::{
+    json_error, read_body, require_json, Query, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
+};
 use super::response::{json_response, ListPage, Response};
 use super::AppState;
 use crate::clock;
@@ -65,8 +67,9 @@ pub struct EventView<'a> {
 
 impl<'a> EventView<'a> {
     pub fn of(e: &'a Envelope) -> Result<EventView<'a>, ApiError> {
-        let data: &RawValue = serde_json::from_slice(&e.payload)
-            .map_err(|_| ApiError::internal(format!("stored payload of offset {} is not JSON", e.offset)))?;
+        let data: &RawValue = serde_json::from_slice(&e.payload).map_err(|_| {
+            ApiError::internal(format!("stored payload of offset {} is not JSON", e.offset))
+        })?;
         Ok(EventView {
             id: &e.id,
             kind: &e.kind,
@@ -117,7 +120,11 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Res
 
 /// Parses and validates a body holding one event object or an array of them. Any invalid event
 /// rejects the whole batch, so nothing of it is appended.
-pub fn parse_batch(bytes: &[u8], max_events: usize, origin: &Origin) -> Result<Vec<NewEvent>, ApiError> {
+pub fn parse_batch(
+    bytes: &[u8],
+    max_events: usize,
+    origin: &Origin,
+) -> Result<Vec<NewEvent>, ApiError> {
     let whole: &RawValue = serde_json::from_slice(bytes).map_err(|e| json_error(e, ""))?;
     let text = whole.get();
     let items: Vec<&RawValue> = match text.as_bytes().first() {
@@ -160,8 +167,14 @@ pub fn parse_batch(bytes: &[u8], max_events: usize, origin: &Origin) -> Result<V
     Ok(events)
 }
 
-fn validate_one(raw: &RawValue, context: &str, now_ms: i64, origin: &Origin) -> Result<NewEvent, ApiError> {
-    let incoming: IncomingEvent = serde_json::from_str(raw.get()).map_err(|e| json_error(e, context))?;
+fn validate_one(
+    raw: &RawValue,
+    context: &str,
+    now_ms: i64,
+    origin: &Origin,
+) -> Result<NewEvent, ApiError> {
+    let incoming: IncomingEvent =
+        serde_json::from_str(raw.get()).map_err(|e| json_error(e, context))?;
     let Some(event_type) = catalog::lookup(&incoming.kind) else {
         return Err(ApiError::unknown_event_type(format!(
             "{context}: unknown event type {:?}; accepted types: {}",
@@ -169,9 +182,12 @@ fn validate_one(raw: &RawValue, context: &str, now_ms: i64, origin: &Origin) -> 
             catalog::names().join(", ")
         )));
     };
-    let head: DataHead = serde_json::from_str(incoming.data.get()).map_err(|_| {
-        ApiError::validation(format!("{context}: data must be a JSON object"))
-    })?;
+    // serde would also read a struct from an array; `data` must be an object.
+    let not_object = || ApiError::validation(format!("{context}: data must be a JSON object"));
+    if !incoming.data.get().starts_with('{') {
+        return Err(not_object());
+    }
+    let head: DataHead = serde_json::from_str(incoming.data.get()).map_err(|_| not_object())?;
     let entity_id = match head.id {
         Some(serde_json::Value::String(s)) => s,
         Some(serde_json::Value::Number(n)) => n.to_string(),
@@ -258,7 +274,10 @@ pub async fn list(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Respo
     })
     .await
     .map_err(|e| ApiError::internal(format!("list task failed: {e}")))??;
-    let views = events.iter().map(EventView::of).collect::<Result<Vec<_>, _>>()?;
+    let views = events
+        .iter()
+        .map(EventView::of)
+        .collect::<Result<Vec<_>, _>>()?;
     let next_cursor = (last_scanned < head).then(|| last_scanned.to_string());
     Ok(json_response(
         StatusCode::OK,
@@ -270,7 +289,11 @@ pub async fn list(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Respo
 }
 
 /// `GET /v1/events/{id}`.
-pub async fn get(state: &Arc<AppState>, headers: &HeaderMap, id: &str) -> Result<Response, ApiError> {
+pub async fn get(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Response, ApiError> {
     let principal = authenticate(state, headers)?;
     principal.require_admin()?;
     let db = state.db.clone();

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::auth::{authenticate, Access};
 use super::error::ApiError;
 use super::registry_change;
-use super::request::{parse_json, read_body, require_json, Query, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
+use super::request::{
+    parse_json, read_body, require_json, Query, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
+};
 use super::response::{json_response, no_content, ListPage, Response};
 use super::AppState;
 use crate::clock;
@@ -60,7 +62,10 @@ struct CreateKey {
 
 /// May `caller` manage the keys of `target`?
 fn may_manage(caller: &Principal, target: &UserRecord) -> Result<(), ApiError> {
-    if caller.user.id == target.id || caller.is_owner_admin() || (caller.is_admin() && !target.owner) {
+    if caller.user.id == target.id
+        || caller.is_owner_admin()
+        || (caller.is_admin() && !target.owner)
+    {
         Ok(())
     } else {
         Err(ApiError::forbidden("you may manage only your own keys"))
@@ -68,7 +73,11 @@ fn may_manage(caller: &Principal, target: &UserRecord) -> Result<(), ApiError> {
 }
 
 /// `POST /v1/users/{id}/keys`.
-pub async fn create(state: &Arc<AppState>, req: Request<Incoming>, user_id: &str) -> Result<Response, ApiError> {
+pub async fn create(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    user_id: &str,
+) -> Result<Response, ApiError> {
     let caller = authenticate(state, req.headers())?;
     require_json(req.headers())?;
     let (parts, body) = req.into_parts();
@@ -83,7 +92,9 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>, user_id: &str
     let input: CreateKey = parse_json(&bytes)?;
     let name = input.name.trim().to_string();
     if name.is_empty() || name.len() > MAX_KEY_NAME_BYTES {
-        return Err(ApiError::validation(format!("name must be 1 to {MAX_KEY_NAME_BYTES} bytes")));
+        return Err(ApiError::validation(format!(
+            "name must be 1 to {MAX_KEY_NAME_BYTES} bytes"
+        )));
     }
     let _guard = state.registry_lock.lock().await;
     let snapshot = state.registry.snapshot();
@@ -103,7 +114,9 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>, user_id: &str
                 ));
             }
             if !set.is_subset_of(caller.permissions) {
-                return Err(ApiError::forbidden("a key cannot create a key broader than itself"));
+                return Err(ApiError::forbidden(
+                    "a key cannot create a key broader than itself",
+                ));
             }
             Some(set.names())
         }
@@ -183,7 +196,11 @@ pub fn list(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response, A
 }
 
 /// `DELETE /v1/keys/{id}`: deactivates the key (idempotent), 204.
-pub async fn revoke(state: &Arc<AppState>, headers: &HeaderMap, key_id: &str) -> Result<Response, ApiError> {
+pub async fn revoke(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    key_id: &str,
+) -> Result<Response, ApiError> {
     let caller = authenticate(state, headers)?;
     let _guard = state.registry_lock.lock().await;
     let snapshot = state.registry.snapshot();

@@ -30,7 +30,8 @@ impl RateLimiter {
         let mut buckets = self.buckets.lock().expect("rate limiter lock");
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key_id) {
             buckets.retain(|_, b| {
-                let refilled = b.tokens + now.duration_since(b.updated).as_secs_f64() * rate_per_sec;
+                let refilled =
+                    b.tokens + now.duration_since(b.updated).as_secs_f64() * rate_per_sec;
                 refilled < capacity
             });
         }
@@ -67,8 +68,12 @@ mod tests {
         // Another key has its own bucket.
         assert!(limiter.check_at("other", 60, t0).is_ok());
         // One token per second at 60/min.
-        assert!(limiter.check_at("k", 60, t0 + Duration::from_millis(1000)).is_ok());
-        assert!(limiter.check_at("k", 60, t0 + Duration::from_millis(1000)).is_err());
+        assert!(limiter
+            .check_at("k", 60, t0 + Duration::from_millis(1000))
+            .is_ok());
+        assert!(limiter
+            .check_at("k", 60, t0 + Duration::from_millis(1000))
+            .is_err());
     }
 
     #[test]

@@ -20,7 +20,12 @@ pub fn origin_of(principal: Option<&Principal>) -> Origin {
 }
 
 /// An internal event with a JSON payload.
-pub fn internal_event<T: serde::Serialize>(kind: &str, entity_id: &str, record: &T, origin: Origin) -> NewEvent {
+pub fn internal_event<T: serde::Serialize>(
+    kind: &str,
+    entity_id: &str,
+    record: &T,
+    origin: Origin,
+) -> NewEvent {
     NewEvent {
         id: ids::new_id(ids::EVENT_PREFIX),
         kind: kind.to_string(),
@@ -36,7 +41,11 @@ pub fn internal_event<T: serde::Serialize>(kind: &str, entity_id: &str, record: 
 pub async fn commit(state: &AppState, events: Vec<NewEvent>) -> Result<(), ApiError> {
     let outcomes = state.writer.append(events).await?;
     let last = outcomes.iter().map(|o| o.offset).max().unwrap_or(0);
-    if !state.registry_status.wait_for(last, READ_YOUR_WRITES_TIMEOUT).await {
+    if !state
+        .registry_status
+        .wait_for(last, READ_YOUR_WRITES_TIMEOUT)
+        .await
+    {
         // Durable already; only the projection is late. Say so rather than pretend failure.
         return Err(ApiError::unavailable(
             "the change is saved but not yet visible; retry the read shortly",

@@ -43,7 +43,9 @@ pub async fn read_body(
     timeout: Duration,
 ) -> Result<Bytes, ApiError> {
     let too_large = || {
-        ApiError::payload_too_large(format!("request body exceeds the limit of {max_bytes} bytes"))
+        ApiError::payload_too_large(format!(
+            "request body exceeds the limit of {max_bytes} bytes"
+        ))
     };
     // Refuse early on a declared length, before reading anything.
     if let Some(len) = headers
@@ -63,10 +65,14 @@ pub async fn read_body(
             "the request body was not received in time",
         )),
         Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(too_large())
             } else {
-                Err(ApiError::invalid_request(format!("could not read the request body: {e}")))
+                Err(ApiError::invalid_request(format!(
+                    "could not read the request body: {e}"
+                )))
             }
         }
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
@@ -105,7 +111,10 @@ impl Query {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// `?limit=`: default and maximum as given; anything else is a 400.

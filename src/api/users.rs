@@ -12,7 +12,9 @@ use super::auth::{authenticate, Access};
 use super::error::ApiError;
 use super::keys::KeyView;
 use super::registry_change;
-use super::request::{parse_json, read_body, require_json, Query, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
+use super::request::{
+    parse_json, read_body, require_json, Query, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
+};
 use super::response::{json_response, ListPage, Response};
 use super::AppState;
 use crate::clock;
@@ -77,7 +79,9 @@ struct UpdateUser {
 fn validate_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.len() > MAX_NAME_BYTES {
-        return Err(ApiError::validation(format!("name must be 1 to {MAX_NAME_BYTES} bytes")));
+        return Err(ApiError::validation(format!(
+            "name must be 1 to {MAX_NAME_BYTES} bytes"
+        )));
     }
     Ok(name.to_string())
 }
@@ -89,13 +93,18 @@ fn validate_email(email: Option<String>) -> Result<Option<String>, ApiError> {
             let e = e.trim().to_string();
             let shaped = e.len() <= MAX_EMAIL_BYTES
                 && e.split_once('@').is_some_and(|(local, domain)| {
-                    !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+                    !local.is_empty()
+                        && domain.contains('.')
+                        && !domain.starts_with('.')
+                        && !domain.ends_with('.')
                 })
                 && !e.chars().any(char::is_whitespace);
             if shaped {
                 Ok(Some(e))
             } else {
-                Err(ApiError::validation(format!("email {e:?} is not an email address")))
+                Err(ApiError::validation(format!(
+                    "email {e:?} is not an email address"
+                )))
             }
         }
     }
@@ -113,7 +122,10 @@ fn grantable(caller: &Principal, names: &[String]) -> Result<PermissionSet, ApiE
     Ok(set)
 }
 
-async fn read_json_body<T: serde::de::DeserializeOwned>(state: &AppState, req: Request<Incoming>) -> Result<T, ApiError> {
+async fn read_json_body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    req: Request<Incoming>,
+) -> Result<T, ApiError> {
     require_json(req.headers())?;
     let (parts, body) = req.into_parts();
     let limits = &state.config.limits;
@@ -135,7 +147,9 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Res
     let name = validate_name(&input.name)?;
     let email = validate_email(input.email)?;
     if input.owner && !caller.is_owner_admin() {
-        return Err(ApiError::forbidden("only an owner may create another owner"));
+        return Err(ApiError::forbidden(
+            "only an owner may create another owner",
+        ));
     }
     let permissions = grantable(&caller, &input.permissions)?;
     let id = match input.id {
@@ -150,7 +164,9 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Res
     let _guard = state.registry_lock.lock().await;
     let snapshot = state.registry.snapshot();
     if snapshot.users.contains_key(&id) {
-        return Err(ApiError::conflict(format!("a user with id {id:?} already exists")));
+        return Err(ApiError::conflict(format!(
+            "a user with id {id:?} already exists"
+        )));
     }
     if snapshot.users.len() >= state.config.limits.max_users {
         return Err(ApiError::conflict(format!(
@@ -164,7 +180,11 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Res
         name,
         email,
         owner: input.owner,
-        permissions: if input.owner { PermissionSet::all().names() } else { permissions.names() },
+        permissions: if input.owner {
+            PermissionSet::all().names()
+        } else {
+            permissions.names()
+        },
         active: input.active.unwrap_or(true),
         created_at_ms: now,
         updated_at_ms: now,
@@ -180,7 +200,11 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Res
 }
 
 /// `PATCH /v1/users/{id}`.
-pub async fn update(state: &Arc<AppState>, req: Request<Incoming>, id: &str) -> Result<Response, ApiError> {
+pub async fn update(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    id: &str,
+) -> Result<Response, ApiError> {
     let caller = authenticate(state, req.headers())?;
     caller.require_admin()?;
     let input: UpdateUser = read_json_body(state, req).await?;

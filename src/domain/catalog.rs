@@ -39,7 +39,11 @@ pub const CATALOG: [EventType; 11] = [
         Scope::AccountWide,
     ),
     t("user.created", Permission::ReadUser, Scope::AccountWide),
-    t("service.created", Permission::ReadService, Scope::UserScoped),
+    t(
+        "service.created",
+        Permission::ReadService,
+        Scope::UserScoped,
+    ),
     t(
         "service.completed",
         Permission::ReadService,

@@ -52,7 +52,11 @@ pub enum CodecError {
     TooLarge(usize),
 }
 
-fn config() -> bincode::config::Configuration<bincode::config::LittleEndian, bincode::config::Varint, bincode::config::Limit<MAX_ENTRY_BYTES>> {
+fn config() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_ENTRY_BYTES>,
+> {
     bincode::config::standard().with_limit::<MAX_ENTRY_BYTES>()
 }
 
@@ -104,17 +108,26 @@ mod tests {
     /// The pinned bytes of format version 1. If this test fails, the on-disk format changed:
     /// bump FORMAT_VERSION and keep decoding version 1 instead of editing these bytes.
     const GOLDEN_V1: &str = concat!(
-        "01",                                     // format version
-        "fb2c01",                                 // offset 300 (varint u16 marker + LE)
-        "05", "6576745f31",                       // id "evt_1"
-        "10", "637573746f6d65722e63726561746564", // kind "customer.created"
-        "fd667bb68044030000",                     // timestamp_ms (zigzag, u64 marker + LE)
-        "fd687bb68044030000",                     // appended_at_ms
-        "01", "05", "6b65795f41",                 // origin.key_id Some("key_A")
-        "01", "05", "7573725f42",                 // origin.user_id Some("usr_B")
-        "00",                                     // assigned_user_id None
-        "01", "02", "6331",                       // entity_id Some("c1")
-        "0b", "7b226964223a226331227d",           // payload {"id":"c1"}
+        "01",     // format version
+        "fb2c01", // offset 300 (varint u16 marker + LE)
+        "05",
+        "6576745f31", // id "evt_1"
+        "10",
+        "637573746f6d65722e63726561746564", // kind "customer.created"
+        "fd667bb68044030000",               // timestamp_ms (zigzag, u64 marker + LE)
+        "fd687bb68044030000",               // appended_at_ms
+        "01",
+        "05",
+        "6b65795f41", // origin.key_id Some("key_A")
+        "01",
+        "05",
+        "7573725f42", // origin.user_id Some("usr_B")
+        "00",         // assigned_user_id None
+        "01",
+        "02",
+        "6331", // entity_id Some("c1")
+        "0b",
+        "7b226964223a226331227d", // payload {"id":"c1"}
     );
 
     fn hex(bytes: &[u8]) -> String {

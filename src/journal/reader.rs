@@ -16,7 +16,11 @@ pub fn head(db: &Database) -> Result<u64, JournalError> {
 }
 
 /// Up to `max_entries` entries with offset ≥ `from`, ascending, decoded.
-pub fn read_from(db: &Database, from: u64, max_entries: usize) -> Result<Vec<Envelope>, JournalError> {
+pub fn read_from(
+    db: &Database,
+    from: u64,
+    max_entries: usize,
+) -> Result<Vec<Envelope>, JournalError> {
     let mut out = Vec::new();
     scan_from(db, from, max_entries, |e| {
         out.push(e);

@@ -180,7 +180,10 @@ impl Writer {
 }
 
 enum Reply {
-    Append(oneshot::Sender<Result<Vec<Appended>, JournalError>>, Vec<Appended>),
+    Append(
+        oneshot::Sender<Result<Vec<Appended>, JournalError>>,
+        Vec<Appended>,
+    ),
     Apply(oneshot::Sender<Result<(), JournalError>>),
 }
 
@@ -326,7 +329,11 @@ impl WriterThread {
             .map_err(|e| (JournalError::from(redb::Error::from(e)), Vec::new()))
     }
 
-    fn append_in(&mut self, txn: &WriteTransaction, events: &[NewEvent]) -> Result<Vec<Appended>, JournalError> {
+    fn append_in(
+        &mut self,
+        txn: &WriteTransaction,
+        events: &[NewEvent],
+    ) -> Result<Vec<Appended>, JournalError> {
         let mut journal = txn.open_table(JOURNAL)?;
         let mut ids = txn.open_table(EVENT_IDS)?;
         let appended_at_ms = clock::now_ms();

@@ -195,7 +195,9 @@ impl Projector for RegistryProjector {
             }
             Ok(Change::None) => {}
             // The daemon wrote this payload itself; a bad one is logged, never fatal.
-            Err(e) => tracing::error!(offset = entry.offset, error = %e, "unreadable registry event"),
+            Err(e) => {
+                tracing::error!(offset = entry.offset, error = %e, "unreadable registry event")
+            }
         }
     }
 
@@ -258,10 +260,16 @@ pub fn dump_tables(db: &Database) -> Result<String, JournalError> {
     let state = RegistryState::load(db)?;
     let mut out = String::new();
     for user in state.users.values() {
-        out.push_str(&format!("user {}\n", serde_json::to_string(user).unwrap_or_default()));
+        out.push_str(&format!(
+            "user {}\n",
+            serde_json::to_string(user).unwrap_or_default()
+        ));
     }
     for key in state.keys.values() {
-        out.push_str(&format!("key {}\n", serde_json::to_string(key).unwrap_or_default()));
+        out.push_str(&format!(
+            "key {}\n",
+            serde_json::to_string(key).unwrap_or_default()
+        ));
     }
     Ok(out)
 }

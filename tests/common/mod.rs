@@ -73,7 +73,10 @@ pub fn start_in(data_dir: &Path, extra_toml: &str) -> Daemon {
         .arg("serve")
         .arg("--config")
         .arg(&config_path)
-        .env("RUST_LOG", std::env::var("TEST_DAEMON_LOG").unwrap_or_else(|_| "warn".into()))
+        .env(
+            "RUST_LOG",
+            std::env::var("TEST_DAEMON_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -91,7 +94,10 @@ pub fn start_in(data_dir: &Path, extra_toml: &str) -> Daemon {
     let deadline = Instant::now() + START_TIMEOUT;
     let base_url = loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "daemon did not start within {START_TIMEOUT:?}");
+        assert!(
+            !left.is_zero(),
+            "daemon did not start within {START_TIMEOUT:?}"
+        );
         match rx.recv_timeout(left) {
             Ok(line) => {
                 if let Some(url) = line.strip_prefix("rev23-webhooks listening on ") {
@@ -139,16 +145,28 @@ impl Daemon {
 
     /// Full control: explicit headers, raw body text (content-type JSON added when a body is sent
     /// and no content-type header is given).
-    pub fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
-        let mut builder = ureq::http::Request::builder().method(method).uri(self.url(path));
-        let has_ct = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Reply {
+        let mut builder = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url(path));
+        let has_ct = headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
         for (n, v) in headers {
             builder = builder.header(*n, *v);
         }
         if body.is_some() && !has_ct {
             builder = builder.header("content-type", "application/json");
         }
-        let request = builder.body(body.unwrap_or("").to_string()).expect("request");
+        let request = builder
+            .body(body.unwrap_or("").to_string())
+            .expect("request");
         let mut response = agent().run(request).expect("HTTP request to the daemon");
         let status = response.status().as_u16();
         let headers = response
