@@ -76,7 +76,7 @@ pub struct Delivery {
     pub secret_overlap_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
     pub allowed_destinations: Vec<String>,
@@ -173,17 +173,6 @@ impl Default for Delivery {
             max_in_flight: 16,
             disable_after_ms: 432_000_000,
             secret_overlap_ms: 86_400_000,
-        }
-    }
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            allowed_destinations: Vec::new(),
-            require_approval: false,
-            https_only: false,
-            allow_private_networks: Vec::new(),
         }
     }
 }

@@ -12,6 +12,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub retry_after_secs: Option<u64>,
+    /// The `Allow` header of a 405.
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -21,6 +23,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after_secs: None,
+            allow: None,
         }
     }
 
@@ -100,6 +103,18 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(hyper::header::RETRY_AFTER, secs.into());
+        }
+        if let Some(allow) = self.allow {
+            response.headers_mut().insert(
+                hyper::header::ALLOW,
+                hyper::header::HeaderValue::from_static(allow),
+            );
+        }
+        if self.status == hyper::StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Bearer realm=\"rev23-webhooks\""),
+            );
         }
         response
     }

@@ -182,8 +182,12 @@ fn validate_one(
             catalog::names().join(", ")
         )));
     };
-    let head: DataHead = serde_json::from_str(incoming.data.get())
-        .map_err(|_| ApiError::validation(format!("{context}: data must be a JSON object")))?;
+    // serde would also read a struct from an array; `data` must be an object.
+    let not_object = || ApiError::validation(format!("{context}: data must be a JSON object"));
+    if !incoming.data.get().starts_with('{') {
+        return Err(not_object());
+    }
+    let head: DataHead = serde_json::from_str(incoming.data.get()).map_err(|_| not_object())?;
     let entity_id = match head.id {
         Some(serde_json::Value::String(s)) => s,
         Some(serde_json::Value::Number(n)) => n.to_string(),

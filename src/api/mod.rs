@@ -88,24 +88,20 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response
     }
 }
 
-/// 405 for a known path with the wrong method, 404 otherwise.
+/// 405 (with `Allow`) for a known path with the wrong method, 404 otherwise.
 fn unknown_route(segments: &[&str], method: &Method) -> ApiError {
-    let known = matches!(
-        segments,
-        ["healthz"]
-            | ["readyz"]
-            | ["v1", "events"]
-            | ["v1", "events", _]
-            | ["v1", "users"]
-            | ["v1", "users", _]
-            | ["v1", "users", _, "keys"]
-            | ["v1", "keys"]
-            | ["v1", "keys", _]
-            | ["v1", "me"]
-    );
-    if known {
-        ApiError::method_not_allowed(format!("{method} is not supported on this path"))
-    } else {
-        ApiError::not_found("no such endpoint")
-    }
+    let allowed = match segments {
+        ["healthz"] | ["readyz"] | ["v1", "me"] | ["v1", "keys"] => "GET",
+        ["v1", "events"] | ["v1", "users"] => "GET, POST",
+        ["v1", "events", _] => "GET",
+        ["v1", "users", _] => "GET, PATCH",
+        ["v1", "users", _, "keys"] => "POST",
+        ["v1", "keys", _] => "DELETE",
+        _ => return ApiError::not_found("no such endpoint"),
+    };
+    let mut e = ApiError::method_not_allowed(format!(
+        "{method} is not supported on this path; use {allowed}"
+    ));
+    e.allow = Some(allowed);
+    e
 }
