@@ -16,7 +16,8 @@ use crate::domain::internal::{self, KeyRecord, UserRecord};
 use crate::domain::permission::PermissionSet;
 use crate::ids;
 use crate::journal::{reader, schema, JournalError, Writer};
-use crate::projectors::{self, registry::RegistryProjector};
+use crate::projectors::{self, hooks::HooksProjector, registry::RegistryProjector};
+use crate::sender::{self, progress::Progress, SenderParts};
 use crate::shutdown::{self, ShutdownSignal};
 
 pub const OWNER_KEY_FILE: &str = "owner.key";
@@ -87,32 +88,53 @@ pub fn run_until(
         writer.clone(),
         stop_projectors.clone(),
     )?;
-
-    let state = Arc::new(AppState {
-        config: config.clone(),
-        db: db.clone(),
-        writer: writer.clone(),
-        registry,
-        registry_status: registry_status.clone(),
-        projectors: vec![registry_status],
-        rate_limiter: Default::default(),
-        registry_lock: tokio::sync::Mutex::new(()),
-        started: AtomicBool::new(false),
-    });
+    let (hooks_projector, hooks) = HooksProjector::load(&db)?;
+    let (hooks_status, hooks_thread) = projectors::spawn(
+        hooks_projector,
+        db.clone(),
+        writer.clone(),
+        stop_projectors.clone(),
+    )?;
+    let signing = Arc::new(sender::load_signing_key(&config)?);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("rev23-io")
         .build()
         .map_err(|e| DaemonError::Startup(format!("tokio runtime: {e}")))?;
-    let served = runtime.block_on(serve(state.clone(), signal, os_signals));
+    let served = runtime.block_on(async {
+        let (progress, recorder) = Progress::start(&db, writer.clone())?;
+        let state = Arc::new(AppState {
+            config: config.clone(),
+            db: db.clone(),
+            writer: writer.clone(),
+            registry,
+            registry_status: registry_status.clone(),
+            hooks: hooks.clone(),
+            hooks_status: hooks_status.clone(),
+            projectors: vec![registry_status, hooks_status],
+            progress: progress.clone(),
+            signing,
+            rate_limiter: Default::default(),
+            registry_lock: tokio::sync::Mutex::new(()),
+            hooks_lock: tokio::sync::Mutex::new(()),
+            started: AtomicBool::new(false),
+        });
+        let served = serve(state, signal, os_signals).await;
+        // Lanes stopped (they heard the same signal); write what the recorder holds.
+        progress.stop().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), recorder).await;
+        served
+    });
     runtime.shutdown_timeout(Duration::from_secs(2));
 
-    // In-flight requests are done; stop projectors after their current chunk, then let the
-    // writer commit everything still queued and exit.
+    // In-flight requests and deliveries are done; stop projectors after their current chunk,
+    // then let the writer commit everything still queued and exit.
     stop_projectors.store(true, Ordering::Release);
-    if registry_thread.join().is_err() {
-        tracing::error!("registry projector panicked");
+    for (name, thread) in [("registry", registry_thread), ("hooks", hooks_thread)] {
+        if thread.join().is_err() {
+            tracing::error!(projector = name, "projector panicked");
+        }
     }
     writer.stop();
     if writer_thread.join().is_err() {
@@ -139,9 +161,11 @@ async fn serve(
     if os_signals {
         tokio::spawn(shutdown::fire_on_os_signal(signal.clone()));
     }
-    // Auth needs the registry: catch up with what the journal held at start.
+    // Auth needs the registry, the API the hooks: catch up with what the journal held at start.
     let head = state.writer.head();
-    if !state.registry_status.wait_for(head, CATCH_UP_TIMEOUT).await {
+    let caught_up = state.registry_status.wait_for(head, CATCH_UP_TIMEOUT).await
+        && state.hooks_status.wait_for(head, CATCH_UP_TIMEOUT).await;
+    if !caught_up {
         return Err(DaemonError::Startup(
             "the registry did not catch up with the journal".into(),
         ));
@@ -152,7 +176,21 @@ async fn serve(
     // A machine-readable line on stdout for scripts and tests that ask for port 0.
     println!("rev23-webhooks listening on http://{local}");
     let _ = std::io::stdout().flush();
+    let sender = tokio::spawn(sender::run(
+        SenderParts {
+            db: state.db.clone(),
+            writer: state.writer.clone(),
+            hooks: state.hooks.clone(),
+            registry: state.registry.clone(),
+            signing: state.signing.clone(),
+            progress: state.progress.clone(),
+            config: state.config.clone(),
+        },
+        signal.listener(),
+    ));
     api::server::serve(listener, state, signal.listener()).await;
+    // The HTTP side has drained; the sender heard the same signal and drains in parallel.
+    let _ = sender.await;
     Ok(())
 }
 

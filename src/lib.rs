@@ -3,8 +3,9 @@
 //! The architecture, as the folders show it:
 //! - [`journal`]: the append-only event journal in redb, the single source of truth, and the one
 //!   writer thread that owns every write transaction (group commit).
-//! - [`projectors`]: in-process threads that derive state (the user/key registry, later hooks and
-//!   cursors) from the journal, each committing its state and checkpoint atomically.
+//! - [`projectors`]: in-process threads that derive state (the user/key registry, hooks and their
+//!   matched sequences) from the journal, each committing its state and checkpoint atomically.
+//! - [`sender`]: the hyper client side that delivers each hook's sequence, signed and retried.
 //! - [`api`]: the hyper HTTP server, auth, rate limits and one file per API resource.
 //! - [`domain`]: the event catalog, permissions and the records the journal carries.
 //! - [`daemon`]: wiring, start-up bootstrap and graceful shutdown.
@@ -17,4 +18,5 @@ pub mod domain;
 pub mod ids;
 pub mod journal;
 pub mod projectors;
+pub mod sender;
 pub mod shutdown;

@@ -3,15 +3,18 @@
 //! request → response.
 
 pub mod auth;
+pub mod deliveries;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod hooks;
 pub mod keys;
 pub mod rate_limit;
 pub mod registry_change;
 pub mod request;
 pub mod response;
 pub mod server;
+pub mod signing_keys;
 pub mod users;
 
 use std::sync::atomic::AtomicBool;
@@ -24,8 +27,11 @@ use redb::Database;
 
 use crate::config::Config;
 use crate::journal::Writer;
+use crate::projectors::hooks::Hooks;
 use crate::projectors::registry::Registry;
 use crate::projectors::ProjectorStatus;
+use crate::sender::progress::Progress;
+use crate::sender::signing::SigningKeyFile;
 use error::ApiError;
 use response::Response;
 
@@ -38,10 +44,16 @@ pub struct AppState {
     pub writer: Writer,
     pub registry: Registry,
     pub registry_status: Arc<ProjectorStatus>,
+    pub hooks: Arc<Hooks>,
+    pub hooks_status: Arc<ProjectorStatus>,
     pub projectors: Vec<Arc<ProjectorStatus>>,
+    pub progress: Arc<Progress>,
+    pub signing: Arc<SigningKeyFile>,
     pub rate_limiter: rate_limit::RateLimiter,
     /// Serialises registry changes so check-then-append (unique ids, last owner) is race-free.
     pub registry_lock: tokio::sync::Mutex<()>,
+    /// Serialises hook changes (limits, check-then-append).
+    pub hooks_lock: tokio::sync::Mutex<()>,
     /// Set once start-up (bootstrap) is complete.
     pub started: AtomicBool,
 }
@@ -84,6 +96,22 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response
         (["v1", "keys"], &Method::GET) => keys::list(state, req),
         (["v1", "keys", id], &Method::DELETE) => keys::revoke(state, req.headers(), id).await,
         (["v1", "me"], &Method::GET) => users::me(state, req.headers()),
+        (["v1", "signing-keys"], &Method::GET) => Ok(signing_keys::list(state)),
+        (["v1", "hooks"], &Method::POST) => hooks::create(state, req).await,
+        (["v1", "hooks"], &Method::GET) => hooks::list(state, req),
+        (["v1", "hooks", id], &Method::GET) => hooks::get(state, req.headers(), id),
+        (["v1", "hooks", id], &Method::PATCH) => {
+            let id = id.to_string();
+            hooks::update(state, req, &id).await
+        }
+        (["v1", "hooks", id], &Method::DELETE) => hooks::delete(state, req.headers(), id).await,
+        (["v1", "hooks", id, "rotate-secret"], &Method::POST) => {
+            hooks::rotate_secret(state, req.headers(), id).await
+        }
+        (["v1", "hooks", id, "deliveries"], &Method::GET) => {
+            let id = id.to_string();
+            deliveries::list(state, req, &id).await
+        }
         _ => Err(unknown_route(&segments, &method)),
     }
 }
@@ -97,6 +125,11 @@ fn unknown_route(segments: &[&str], method: &Method) -> ApiError {
         ["v1", "users", _] => "GET, PATCH",
         ["v1", "users", _, "keys"] => "POST",
         ["v1", "keys", _] => "DELETE",
+        ["v1", "signing-keys"] => "GET",
+        ["v1", "hooks"] => "GET, POST",
+        ["v1", "hooks", _] => "GET, PATCH, DELETE",
+        ["v1", "hooks", _, "rotate-secret"] => "POST",
+        ["v1", "hooks", _, "deliveries"] => "GET",
         _ => return ApiError::not_found("no such endpoint"),
     };
     let mut e = ApiError::method_not_allowed(format!(

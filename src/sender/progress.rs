@@ -93,6 +93,8 @@ pub struct DeliveryRecord {
 enum Row {
     Progress(String, HookProgress),
     Delivery(String, DeliveryRecord),
+    /// Write what is pending and exit (after every lane stopped).
+    Stop,
 }
 
 /// Shared progress state; cheap to clone via `Arc`.
@@ -132,6 +134,11 @@ impl Progress {
     pub async fn record_delivery(&self, hook_id: &str, record: DeliveryRecord) {
         let _ = self.tx.send(Row::Delivery(hook_id.to_string(), record)).await;
     }
+
+    /// Asks the recorder to write what it holds and exit.
+    pub async fn stop(&self) {
+        let _ = self.tx.send(Row::Stop).await;
+    }
 }
 
 async fn record(mut rx: mpsc::Receiver<Row>, writer: Writer) {
@@ -139,20 +146,16 @@ async fn record(mut rx: mpsc::Receiver<Row>, writer: Writer) {
     let mut deliveries: BTreeMap<(String, u64), DeliveryRecord> = BTreeMap::new();
     loop {
         let Some(first) = rx.recv().await else { break };
-        let mut closed = false;
-        let mut add = |row: Row| match row {
-            Row::Progress(id, p) => {
-                progress.insert(id, p);
-            }
-            Row::Delivery(id, d) => {
-                deliveries.insert((id, d.sequence), d);
-            }
-        };
-        add(first);
+        let mut closed = !add_row(&mut progress, &mut deliveries, first);
         let deadline = tokio::time::Instant::now() + FLUSH_INTERVAL;
         while progress.len() + deliveries.len() < MAX_BATCH_ROWS {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(row)) => add(row),
+                Ok(Some(row)) => {
+                    if !add_row(&mut progress, &mut deliveries, row) {
+                        closed = true;
+                        break;
+                    }
+                }
                 Ok(None) => {
                     closed = true;
                     break;
@@ -185,6 +188,25 @@ async fn record(mut rx: mpsc::Receiver<Row>, writer: Writer) {
             break;
         }
     }
+}
+
+/// Folds a row into the pending batch (a later row for the same key replaces the earlier one);
+/// false for `Stop`.
+fn add_row(
+    progress: &mut HashMap<String, HookProgress>,
+    deliveries: &mut BTreeMap<(String, u64), DeliveryRecord>,
+    row: Row,
+) -> bool {
+    match row {
+        Row::Progress(id, p) => {
+            progress.insert(id, p);
+        }
+        Row::Delivery(id, d) => {
+            deliveries.insert((id, d.sequence), d);
+        }
+        Row::Stop => return false,
+    }
+    true
 }
 
 fn load_all(db: &Database) -> Result<HashMap<String, HookProgress>, JournalError> {
