@@ -8,6 +8,8 @@
 //! - [`api`]: the hyper HTTP server, auth, rate limits and one file per API resource.
 //! - [`domain`]: the event catalog, permissions and the records the journal carries.
 //! - [`daemon`]: wiring, start-up bootstrap and graceful shutdown.
+//! - [`sender`]: outgoing deliveries; [`sender::signing`] is Standard Webhooks signing and
+//!   verification.
 
 pub mod api;
 pub mod clock;
@@ -17,4 +19,5 @@ pub mod domain;
 pub mod ids;
 pub mod journal;
 pub mod projectors;
+pub mod sender;
 pub mod shutdown;

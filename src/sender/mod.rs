@@ -1,0 +1,3 @@
+//! Outgoing deliveries: how they are signed.
+
+pub mod signing;
