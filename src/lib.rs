@@ -10,8 +10,10 @@
 //! - [`daemon`]: wiring, start-up bootstrap and graceful shutdown.
 //! - [`sender`]: outgoing deliveries; [`sender::signing`] is Standard Webhooks signing and
 //!   verification.
+//! - [`cli`]: the command-line tools beside `serve` (`verify`, `listen`).
 
 pub mod api;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
