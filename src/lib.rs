@@ -9,8 +9,12 @@
 //! - [`api`]: the hyper HTTP server, auth, rate limits and one file per API resource.
 //! - [`domain`]: the event catalog, permissions and the records the journal carries.
 //! - [`daemon`]: wiring, start-up bootstrap and graceful shutdown.
+//! - [`sender`]: outgoing deliveries; [`sender::signing`] is Standard Webhooks signing and
+//!   verification.
+//! - [`cli`]: the command-line tools beside `serve` (`verify`, `listen`).
 
 pub mod api;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use rev23_webhooks::config::Config;
-use rev23_webhooks::{daemon, projectors};
+use rev23_webhooks::{cli, daemon, projectors};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +41,10 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Check one delivery's signature from its headers, its body and a secret or public key.
+    Verify(cli::verify::VerifyArgs),
+    /// Run a local receiver that verifies and prints deliveries.
+    Listen(cli::listen::ListenArgs),
 }
 
 fn init_logging(config: &Config) {
@@ -83,6 +87,8 @@ fn main() -> ExitCode {
                     Ok(())
                 })
         }
+        Command::Verify(args) => cli::verify::run(args),
+        Command::Listen(args) => cli::listen::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -41,7 +41,11 @@ fn record_view(r: &DeliveryRecord) -> Value {
     })
 }
 
-pub async fn list(state: &Arc<AppState>, req: Request<Incoming>, hook_id: &str) -> Result<Response, ApiError> {
+pub async fn list(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    hook_id: &str,
+) -> Result<Response, ApiError> {
     let caller = authenticate(state, req.headers())?;
     match state.hooks.get(hook_id) {
         Some(h) if h.owner_user_id == caller.user.id || caller.is_admin() => {}
@@ -69,10 +73,11 @@ pub async fn list(state: &Arc<AppState>, req: Request<Incoming>, hook_id: &str) 
         let Some(&(last, _)) = entries.last() else {
             return Ok::<_, JournalError>((Vec::new(), after, true));
         };
-        let mut known: BTreeMap<u64, DeliveryRecord> = read_deliveries(&db, &id, after + 1, last, MAX_SCAN_SEQUENCES)?
-            .into_iter()
-            .map(|r| (r.sequence, r))
-            .collect();
+        let mut known: BTreeMap<u64, DeliveryRecord> =
+            read_deliveries(&db, &id, after + 1, last, MAX_SCAN_SEQUENCES)?
+                .into_iter()
+                .map(|r| (r.sequence, r))
+                .collect();
         let scanned_all = entries.len() < MAX_SCAN_SEQUENCES;
         let mut out = Vec::new();
         let mut last_scanned = after;
@@ -85,7 +90,9 @@ pub async fn list(state: &Arc<AppState>, req: Request<Incoming>, hook_id: &str) 
                 Some(r) => r,
                 None if seq > cursor => DeliveryRecord {
                     sequence: seq,
-                    event_id: reader::get_by_offset(&db, offset)?.map(|e| e.id).unwrap_or_default(),
+                    event_id: reader::get_by_offset(&db, offset)?
+                        .map(|e| e.id)
+                        .unwrap_or_default(),
                     offset,
                     status: DeliveryStatus::Pending,
                     attempts: Vec::new(),

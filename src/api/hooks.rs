@@ -13,14 +13,16 @@ use serde_json::{json, Value};
 
 use super::auth::{authenticate, Access};
 use super::error::ApiError;
-use super::request::{parse_json, read_body, require_json, Query, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
+use super::request::{
+    parse_json, read_body, require_json, Query, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
+};
 use super::response::{json_response, no_content, ListPage, Response};
 use super::{AppState, READ_YOUR_WRITES_TIMEOUT};
 use crate::clock;
 use crate::domain::catalog;
 use crate::domain::internal::{
-    self, DeliveryMode, HookDeleted, HookRecord, HookSecretRotated, HookState, HookStateChange, HookUpdate,
-    Ordering,
+    self, DeliveryMode, HookDeleted, HookRecord, HookSecretRotated, HookState, HookStateChange,
+    HookUpdate, Ordering,
 };
 use crate::domain::permission::{Permission, PermissionSet};
 use crate::ids;
@@ -86,12 +88,16 @@ pub fn view(state: &AppState, hook: &HookRecord) -> Value {
 fn validate_target(state: &AppState, url: &str) -> Result<String, ApiError> {
     let max = state.config.limits.max_target_url_bytes;
     if url.len() > max {
-        return Err(ApiError::validation(format!("target_url is longer than {max} bytes")));
+        return Err(ApiError::validation(format!(
+            "target_url is longer than {max} bytes"
+        )));
     }
     let parsed = url::Url::parse(url)
         .map_err(|e| ApiError::validation(format!("target_url is not a valid URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(ApiError::validation("target_url must be an http or https URL"));
+        return Err(ApiError::validation(
+            "target_url must be an http or https URL",
+        ));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(ApiError::validation("target_url must name a host"));
@@ -105,13 +111,19 @@ fn validate_target(state: &AppState, url: &str) -> Result<String, ApiError> {
 }
 
 /// Validates event types (sorted, unique) and that `permissions` may read each of them.
-fn validate_events(state: &AppState, names: &[String], permissions: PermissionSet) -> Result<Vec<String>, ApiError> {
+fn validate_events(
+    state: &AppState,
+    names: &[String],
+    permissions: PermissionSet,
+) -> Result<Vec<String>, ApiError> {
     let max = state.config.limits.max_events_per_hook;
     if names.is_empty() {
         return Err(ApiError::validation("a hook needs at least one event type"));
     }
     if names.len() > max {
-        return Err(ApiError::validation(format!("a hook has at most {max} event types")));
+        return Err(ApiError::validation(format!(
+            "a hook has at most {max} event types"
+        )));
     }
     let mut out = BTreeSet::new();
     for name in names {
@@ -141,15 +153,29 @@ fn validate_description(d: Option<String>) -> Result<Option<String>, ApiError> {
     }
 }
 
-fn hook_event<T: serde::Serialize>(kind: &str, hook_id: &str, record: &T, caller: Option<&Principal>) -> NewEvent {
-    super::registry_change::internal_event(kind, hook_id, record, super::registry_change::origin_of(caller))
+fn hook_event<T: serde::Serialize>(
+    kind: &str,
+    hook_id: &str,
+    record: &T,
+    caller: Option<&Principal>,
+) -> NewEvent {
+    super::registry_change::internal_event(
+        kind,
+        hook_id,
+        record,
+        super::registry_change::origin_of(caller),
+    )
 }
 
 /// Appends hook events and waits until the hooks projection includes them.
 async fn commit(state: &AppState, events: Vec<NewEvent>) -> Result<(), ApiError> {
     let outcomes = state.writer.append(events).await?;
     let last = outcomes.iter().map(|o| o.offset).max().unwrap_or(0);
-    if !state.hooks_status.wait_for(last, READ_YOUR_WRITES_TIMEOUT).await {
+    if !state
+        .hooks_status
+        .wait_for(last, READ_YOUR_WRITES_TIMEOUT)
+        .await
+    {
         return Err(ApiError::unavailable(
             "the change is saved but not yet visible; retry the read shortly",
             1,
@@ -158,7 +184,10 @@ async fn commit(state: &AppState, events: Vec<NewEvent>) -> Result<(), ApiError>
     Ok(())
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(state: &AppState, req: Request<Incoming>) -> Result<T, ApiError> {
+async fn read_json<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    req: Request<Incoming>,
+) -> Result<T, ApiError> {
     require_json(req.headers())?;
     let (parts, body) = req.into_parts();
     let limits = &state.config.limits;
@@ -190,11 +219,17 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Res
     let events = validate_events(state, &names, caller.permissions)?;
     let delivery = input.delivery.unwrap_or_default();
     if delivery == DeliveryMode::Pull {
-        return Err(ApiError::validation("delivery \"pull\" is not available in this version"));
+        return Err(ApiError::validation(
+            "delivery \"pull\" is not available in this version",
+        ));
     }
     let target_url = match input.target_url.as_deref() {
         Some(url) => validate_target(state, url)?,
-        None => return Err(ApiError::validation("target_url is required for push delivery")),
+        None => {
+            return Err(ApiError::validation(
+                "target_url is required for push delivery",
+            ))
+        }
     };
     let description = validate_description(input.description)?;
     let _guard = state.hooks_lock.lock().await;
@@ -223,7 +258,16 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Res
         created_at_ms: now,
         updated_at_ms: now,
     };
-    commit(state, vec![hook_event(internal::HOOK_CREATED, &record.id, &record, Some(&caller))]).await?;
+    commit(
+        state,
+        vec![hook_event(
+            internal::HOOK_CREATED,
+            &record.id,
+            &record,
+            Some(&caller),
+        )],
+    )
+    .await?;
     let mut body = view(state, &record);
     body["secret"] = Value::String(secret);
     Ok(json_response(StatusCode::CREATED, &body))
@@ -269,7 +313,11 @@ pub fn get(state: &Arc<AppState>, headers: &HeaderMap, id: &str) -> Result<Respo
 }
 
 /// `PATCH /v1/hooks/{id}`: configuration and `state` (`active` / `paused`).
-pub async fn update(state: &Arc<AppState>, req: Request<Incoming>, id: &str) -> Result<Response, ApiError> {
+pub async fn update(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    id: &str,
+) -> Result<Response, ApiError> {
     let caller = authenticate(state, req.headers())?;
     let input: UpdateHook = read_json(state, req).await?;
     let _guard = state.hooks_lock.lock().await;
@@ -319,14 +367,22 @@ pub async fn update(state: &Arc<AppState>, req: Request<Incoming>, id: &str) -> 
         // Resuming needs what delivering needs, now.
         let events = update.events.as_ref().unwrap_or(&hook.events);
         if !user_permissions.contains(Permission::SubscribeWebhook) {
-            return Err(ApiError::forbidden("the hook's user lacks subscribe:webhook"));
+            return Err(ApiError::forbidden(
+                "the hook's user lacks subscribe:webhook",
+            ));
         }
         validate_events(state, events, user_permissions)?;
     }
     let mut events = Vec::new();
-    let config_changed = update.target_url.is_some() || update.events.is_some() || update.description.is_some();
+    let config_changed =
+        update.target_url.is_some() || update.events.is_some() || update.description.is_some();
     if config_changed {
-        events.push(hook_event(internal::HOOK_UPDATED, id, &update, Some(&caller)));
+        events.push(hook_event(
+            internal::HOOK_UPDATED,
+            id,
+            &update,
+            Some(&caller),
+        ));
     }
     if let Some(new_state) = target_state {
         let change = HookStateChange {
@@ -335,7 +391,12 @@ pub async fn update(state: &Arc<AppState>, req: Request<Incoming>, id: &str) -> 
             reason: (new_state == HookState::Paused).then(|| "paused_by_user".to_string()),
             at_ms: now,
         };
-        events.push(hook_event(internal::HOOK_STATE_CHANGED, id, &change, Some(&caller)));
+        events.push(hook_event(
+            internal::HOOK_STATE_CHANGED,
+            id,
+            &change,
+            Some(&caller),
+        ));
     }
     if events.is_empty() {
         return Ok(json_response(StatusCode::OK, &view(state, &hook)));
@@ -351,12 +412,19 @@ pub async fn update(state: &Arc<AppState>, req: Request<Incoming>, id: &str) -> 
             .await;
     }
     commit(state, events).await?;
-    let hook = state.hooks.get(id).ok_or_else(|| ApiError::not_found("the hook was deleted"))?;
+    let hook = state
+        .hooks
+        .get(id)
+        .ok_or_else(|| ApiError::not_found("the hook was deleted"))?;
     Ok(json_response(StatusCode::OK, &view(state, &hook)))
 }
 
 /// `DELETE /v1/hooks/{id}` → 204.
-pub async fn delete(state: &Arc<AppState>, headers: &HeaderMap, id: &str) -> Result<Response, ApiError> {
+pub async fn delete(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Response, ApiError> {
     let caller = authenticate(state, headers)?;
     let _guard = state.hooks_lock.lock().await;
     visible_hook(state, &caller, id)?;
@@ -364,13 +432,26 @@ pub async fn delete(state: &Arc<AppState>, headers: &HeaderMap, id: &str) -> Res
         id: id.to_string(),
         at_ms: clock::now_ms(),
     };
-    commit(state, vec![hook_event(internal::HOOK_DELETED, id, &deleted, Some(&caller))]).await?;
+    commit(
+        state,
+        vec![hook_event(
+            internal::HOOK_DELETED,
+            id,
+            &deleted,
+            Some(&caller),
+        )],
+    )
+    .await?;
     Ok(no_content())
 }
 
 /// `POST /v1/hooks/{id}/rotate-secret`: a new secret; the previous one keeps signing beside it
 /// for `delivery.secret_overlap_ms`.
-pub async fn rotate_secret(state: &Arc<AppState>, headers: &HeaderMap, id: &str) -> Result<Response, ApiError> {
+pub async fn rotate_secret(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Response, ApiError> {
     let caller = authenticate(state, headers)?;
     let _guard = state.hooks_lock.lock().await;
     visible_hook(state, &caller, id)?;
@@ -383,7 +464,16 @@ pub async fn rotate_secret(state: &Arc<AppState>, headers: &HeaderMap, id: &str)
         previous_secret_expires_at_ms: expires,
         at_ms: now,
     };
-    commit(state, vec![hook_event(internal::HOOK_SECRET_ROTATED, id, &rotated, Some(&caller))]).await?;
+    commit(
+        state,
+        vec![hook_event(
+            internal::HOOK_SECRET_ROTATED,
+            id,
+            &rotated,
+            Some(&caller),
+        )],
+    )
+    .await?;
     let body = json!({
         "id": id,
         "secret": secret,

@@ -36,7 +36,12 @@ pub enum Outcome {
 }
 
 /// Runs a delivery until it has an outcome.
-pub async fn deliver(ctx: Arc<LaneCtx>, envelope: Arc<Envelope>, sequence: u64, prior: Option<DeliveryRecord>) -> Outcome {
+pub async fn deliver(
+    ctx: Arc<LaneCtx>,
+    envelope: Arc<Envelope>,
+    sequence: u64,
+    prior: Option<DeliveryRecord>,
+) -> Outcome {
     let mut record = prior.unwrap_or_else(|| DeliveryRecord {
         sequence,
         event_id: envelope.id.clone(),
@@ -57,7 +62,11 @@ pub async fn deliver(ctx: Arc<LaneCtx>, envelope: Arc<Envelope>, sequence: u64, 
         }
     }
     loop {
-        let Some(hook) = ctx.hooks.get(&ctx.hook_id).filter(|h| h.state == HookState::Active) else {
+        let Some(hook) = ctx
+            .hooks
+            .get(&ctx.hook_id)
+            .filter(|h| h.state == HookState::Active)
+        else {
             return Outcome::Cancelled;
         };
         if ctx.shutdown.is_fired() {
@@ -81,20 +90,42 @@ pub async fn deliver(ctx: Arc<LaneCtx>, envelope: Arc<Envelope>, sequence: u64, 
                 };
             }
         };
-        let Some(target) = hook.target_url.as_deref().and_then(|u| u.parse::<hyper::Uri>().ok()) else {
+        let Some(target) = hook
+            .target_url
+            .as_deref()
+            .and_then(|u| u.parse::<hyper::Uri>().ok())
+        else {
             record.status = DeliveryStatus::Failed;
             record.reason = Some("invalid_target_url".into());
             return Outcome::Final(record);
         };
         let data = visibility::visible_data(&envelope.payload, redact);
-        let body = visibility::delivery_body(&envelope.id, &envelope.kind, &clock::format_ms(envelope.timestamp_ms), &data);
+        let body = visibility::delivery_body(
+            &envelope.id,
+            &envelope.kind,
+            &clock::format_ms(envelope.timestamp_ms),
+            &data,
+        );
         let now_ms = clock::now_ms();
         let timestamp = now_ms.div_euclid(1000);
         let secrets = hook_secrets(&hook, now_ms);
         let secret_refs: Vec<&HmacSecret> = secrets.iter().collect();
-        let signature = signing::signature_header(&secret_refs, Some(&ctx.signing.key), &envelope.id, timestamp, &body);
+        let signature = signing::signature_header(
+            &secret_refs,
+            Some(&ctx.signing.key),
+            &envelope.id,
+            timestamp,
+            &body,
+        );
         record.attempt_count += 1;
-        let headers = delivery_headers(&ctx.hook_id, &envelope, sequence, record.attempt_count, timestamp, &signature);
+        let headers = delivery_headers(
+            &ctx.hook_id,
+            &envelope,
+            sequence,
+            record.attempt_count,
+            timestamp,
+            &signature,
+        );
         let outcome = ctx.client.post(target, headers, Bytes::from(body)).await;
         push_attempt(
             &mut record,
@@ -134,7 +165,11 @@ pub async fn deliver(ctx: Arc<LaneCtx>, envelope: Arc<Envelope>, sequence: u64, 
                 };
             }
             Verdict::Retry { retry_after } => {
-                let failing_since = ctx.progress.get(&ctx.hook_id).failing_since_ms.unwrap_or(now_ms);
+                let failing_since = ctx
+                    .progress
+                    .get(&ctx.hook_id)
+                    .failing_since_ms
+                    .unwrap_or(now_ms);
                 if now_ms.saturating_sub(failing_since) as u64 >= ctx.delivery.disable_after_ms {
                     note_failure(&ctx, now_ms, None).await;
                     record.reason = Some("failing".into());
@@ -151,11 +186,15 @@ pub async fn deliver(ctx: Arc<LaneCtx>, envelope: Arc<Envelope>, sequence: u64, 
                     record.reason = Some("retries_exhausted".into());
                     return Outcome::Final(record);
                 }
-                let delay = ctx.policy.delay_before(record.attempt_count + 1, retry_after);
+                let delay = ctx
+                    .policy
+                    .delay_before(record.attempt_count + 1, retry_after);
                 let next_at = now_ms + delay.as_millis() as i64;
                 record.next_attempt_at_ms = Some(next_at);
                 note_failure(&ctx, now_ms, Some(next_at)).await;
-                ctx.progress.record_delivery(&ctx.hook_id, record.clone()).await;
+                ctx.progress
+                    .record_delivery(&ctx.hook_id, record.clone())
+                    .await;
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = shutdown.wait() => return Outcome::Cancelled,
@@ -199,10 +238,18 @@ fn check_access(ctx: &LaneCtx, hook: &HookRecord, envelope: &Envelope) -> Result
         return Err(Access::Denied("user_not_found".into()));
     };
     let permissions = RegistryState::user_permissions(user);
-    match visibility::decide(event_type, envelope.assigned_user_id.as_deref(), user, permissions, true) {
+    match visibility::decide(
+        event_type,
+        envelope.assigned_user_id.as_deref(),
+        user,
+        permissions,
+        true,
+    ) {
         Decision::Deliver { redact_medical } => Ok(redact_medical),
         Decision::OutOfScope => Err(Access::OutOfScope),
-        Decision::Forbidden { missing } => Err(Access::Denied(format!("missing_permission:{missing}"))),
+        Decision::Forbidden { missing } => {
+            Err(Access::Denied(format!("missing_permission:{missing}")))
+        }
         Decision::Inactive => Err(Access::Denied("user_inactive".into())),
     }
 }
@@ -213,7 +260,8 @@ fn hook_secrets(hook: &HookRecord, now_ms: i64) -> Vec<HmacSecret> {
     if let Ok(s) = HmacSecret::parse(&hook.secret) {
         out.push(s);
     }
-    if let (Some(prev), Some(expires)) = (&hook.previous_secret, hook.previous_secret_expires_at_ms) {
+    if let (Some(prev), Some(expires)) = (&hook.previous_secret, hook.previous_secret_expires_at_ms)
+    {
         if now_ms < expires {
             if let Ok(s) = HmacSecret::parse(prev) {
                 out.push(s);
@@ -232,8 +280,14 @@ fn delivery_headers(
     signature: &str,
 ) -> Vec<(HeaderName, HeaderValue)> {
     let mut headers = vec![
-        (hyper::header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-        (hyper::header::USER_AGENT, HeaderValue::from_static(USER_AGENT)),
+        (
+            hyper::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ),
+        (
+            hyper::header::USER_AGENT,
+            HeaderValue::from_static(USER_AGENT),
+        ),
     ];
     let mut add = |name: &'static str, value: String| {
         if let Ok(v) = HeaderValue::from_str(&value) {

@@ -70,7 +70,12 @@ impl HttpClient {
     }
 
     /// POSTs `body` to `uri`; never panics, every failure is an outcome.
-    pub async fn post(&self, uri: Uri, headers: Vec<(HeaderName, HeaderValue)>, body: Bytes) -> HttpOutcome {
+    pub async fn post(
+        &self,
+        uri: Uri,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        body: Bytes,
+    ) -> HttpOutcome {
         let started = Instant::now();
         let mut builder = hyper::Request::post(uri);
         for (name, value) in headers {
@@ -86,7 +91,11 @@ impl HttpClient {
             }
         };
         let exchange = async {
-            let response = self.inner.request(request).await.map_err(describe_client_error)?;
+            let response = self
+                .inner
+                .request(request)
+                .await
+                .map_err(describe_client_error)?;
             let status = response.status().as_u16();
             let retry_after = response
                 .headers()
@@ -127,7 +136,8 @@ impl HttpClient {
             Ok(Ok((status, retry_after, kept))) => HttpOutcome {
                 status: Some(status),
                 retry_after,
-                response_prefix: (!kept.is_empty()).then(|| String::from_utf8_lossy(&kept).into_owned()),
+                response_prefix: (!kept.is_empty())
+                    .then(|| String::from_utf8_lossy(&kept).into_owned()),
                 latency_ms,
                 error: None,
             },

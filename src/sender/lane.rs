@@ -71,7 +71,11 @@ pub async fn run(ctx: Arc<LaneCtx>) {
     let mut tasks: JoinSet<(u64, Outcome)> = JoinSet::new();
     tracing::debug!(hook = %ctx.hook_id, cursor, "lane started");
     loop {
-        let Some(hook) = ctx.hooks.get(&ctx.hook_id).filter(|h| h.state == HookState::Active) else {
+        let Some(hook) = ctx
+            .hooks
+            .get(&ctx.hook_id)
+            .filter(|h| h.state == HookState::Active)
+        else {
             break;
         };
         if shutdown.is_fired() {
@@ -95,7 +99,9 @@ pub async fn run(ctx: Arc<LaneCtx>) {
         }
         // Deliveries already final before a restart pass without being sent again.
         for slot in window.values_mut() {
-            if slot.state == SlotState::Waiting && slot.prior.as_ref().is_some_and(|p| p.status.is_final()) {
+            if slot.state == SlotState::Waiting
+                && slot.prior.as_ref().is_some_and(|p| p.status.is_final())
+            {
                 slot.state = SlotState::Done;
             }
         }
@@ -134,7 +140,12 @@ pub async fn run(ctx: Arc<LaneCtx>) {
 }
 
 /// Starts deliveries allowed by the ordering mode and the in-flight limit.
-fn dispatch(ctx: &Arc<LaneCtx>, ordering: Ordering, window: &mut BTreeMap<u64, Slot>, tasks: &mut JoinSet<(u64, Outcome)>) {
+fn dispatch(
+    ctx: &Arc<LaneCtx>,
+    ordering: Ordering,
+    window: &mut BTreeMap<u64, Slot>,
+    tasks: &mut JoinSet<(u64, Outcome)>,
+) {
     let max_in_flight = match ordering {
         Ordering::Strict => 1,
         Ordering::Entity | Ordering::None => ctx.delivery.max_in_flight.clamp(1, 16),
@@ -178,7 +189,12 @@ fn dispatch(ctx: &Arc<LaneCtx>, ordering: Ordering, window: &mut BTreeMap<u64, S
 }
 
 /// Records an outcome; returns the state the hook must move to, if any.
-async fn settle(ctx: &LaneCtx, window: &mut BTreeMap<u64, Slot>, seq: u64, outcome: Outcome) -> Option<(HookState, String)> {
+async fn settle(
+    ctx: &LaneCtx,
+    window: &mut BTreeMap<u64, Slot>,
+    seq: u64,
+    outcome: Outcome,
+) -> Option<(HookState, String)> {
     let slot = window.get_mut(&seq)?;
     match outcome {
         Outcome::Final(record) => {
@@ -187,7 +203,11 @@ async fn settle(ctx: &LaneCtx, window: &mut BTreeMap<u64, Slot>, seq: u64, outco
             ctx.progress.record_delivery(&ctx.hook_id, record).await;
             None
         }
-        Outcome::StopHook { record, state, reason } => {
+        Outcome::StopHook {
+            record,
+            state,
+            reason,
+        } => {
             if record.status.is_final() {
                 slot.state = SlotState::Done;
                 count(ctx, record.status).await;
@@ -228,7 +248,9 @@ async fn advance_cursor(ctx: &LaneCtx, window: &mut BTreeMap<u64, Slot>, cursor:
         *cursor = seq;
         moved_to = Some((seq, slot.envelope.offset));
     }
-    let Some((seq, offset)) = moved_to else { return false };
+    let Some((seq, offset)) = moved_to else {
+        return false;
+    };
     ctx.progress
         .update(&ctx.hook_id, |p| {
             p.cursor_sequence = seq;
@@ -244,15 +266,19 @@ async fn load(ctx: &Arc<LaneCtx>, from: u64, max: usize) -> Result<Vec<(u64, Slo
     let hook_id = ctx.hook_id.clone();
     tokio::task::spawn_blocking(move || {
         let entries = hooks::read_entries(&db, &hook_id, from, max)?;
-        let Some(&(last, _)) = entries.last() else { return Ok(Vec::new()) };
-        let mut priors: BTreeMap<u64, DeliveryRecord> = read_deliveries(&db, &hook_id, from, last, max)?
-            .into_iter()
-            .map(|r| (r.sequence, r))
-            .collect();
+        let Some(&(last, _)) = entries.last() else {
+            return Ok(Vec::new());
+        };
+        let mut priors: BTreeMap<u64, DeliveryRecord> =
+            read_deliveries(&db, &hook_id, from, last, max)?
+                .into_iter()
+                .map(|r| (r.sequence, r))
+                .collect();
         let mut out = Vec::with_capacity(entries.len());
         for (seq, offset) in entries {
-            let envelope = reader::get_by_offset(&db, offset)?
-                .ok_or_else(|| JournalError::Corrupt(format!("hook entry points at missing offset {offset}")))?;
+            let envelope = reader::get_by_offset(&db, offset)?.ok_or_else(|| {
+                JournalError::Corrupt(format!("hook entry points at missing offset {offset}"))
+            })?;
             let entity = envelope.entity_id.clone().unwrap_or_default();
             out.push((
                 seq,

@@ -16,7 +16,8 @@ use crate::journal::{JournalError, WriteFn, Writer};
 /// `hook id → JSON HookProgress`.
 const HOOK_PROGRESS: TableDefinition<&str, &[u8]> = TableDefinition::new("hook_progress");
 /// `(hook id, sequence) → JSON DeliveryRecord`.
-const HOOK_DELIVERIES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("hook_deliveries");
+const HOOK_DELIVERIES: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("hook_deliveries");
 
 /// Updates queued for the recorder at most; lanes wait (back-pressure) beyond it.
 const QUEUE_CAPACITY: usize = 16_384;
@@ -105,7 +106,10 @@ pub struct Progress {
 
 impl Progress {
     /// Loads all hooks' progress and starts the recorder task (on the current runtime).
-    pub fn start(db: &Database, writer: Writer) -> Result<(Arc<Progress>, tokio::task::JoinHandle<()>), JournalError> {
+    pub fn start(
+        db: &Database,
+        writer: Writer,
+    ) -> Result<(Arc<Progress>, tokio::task::JoinHandle<()>), JournalError> {
         let hooks = load_all(db)?;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let progress = Arc::new(Progress {
@@ -117,7 +121,12 @@ impl Progress {
     }
 
     pub fn get(&self, hook_id: &str) -> HookProgress {
-        self.hooks.lock().expect("progress lock").get(hook_id).cloned().unwrap_or_default()
+        self.hooks
+            .lock()
+            .expect("progress lock")
+            .get(hook_id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Changes a hook's progress and queues the new row.
@@ -132,7 +141,10 @@ impl Progress {
     }
 
     pub async fn record_delivery(&self, hook_id: &str, record: DeliveryRecord) {
-        let _ = self.tx.send(Row::Delivery(hook_id.to_string(), record)).await;
+        let _ = self
+            .tx
+            .send(Row::Delivery(hook_id.to_string(), record))
+            .await;
     }
 
     /// Asks the recorder to write what it holds and exit.

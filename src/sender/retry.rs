@@ -52,7 +52,10 @@ pub struct RetryPolicy {
 
 impl RetryPolicy {
     pub fn new(schedule_ms: Vec<u64>) -> RetryPolicy {
-        assert!(!schedule_ms.is_empty(), "a retry schedule has at least one attempt");
+        assert!(
+            !schedule_ms.is_empty(),
+            "a retry schedule has at least one attempt"
+        );
         RetryPolicy { schedule_ms }
     }
 
@@ -81,7 +84,10 @@ mod tests {
         assert_eq!(classify(204, None, 0), Verdict::Success);
         assert_eq!(classify(410, None, 0), Verdict::Gone);
         assert_eq!(classify(301, None, 0), Verdict::Retry { retry_after: None });
-        assert_eq!(classify(500, Some("30"), 0), Verdict::Retry { retry_after: None });
+        assert_eq!(
+            classify(500, Some("30"), 0),
+            Verdict::Retry { retry_after: None }
+        );
         assert_eq!(
             classify(429, Some("30"), 0),
             Verdict::Retry {
@@ -94,7 +100,10 @@ mod tests {
                 retry_after: Some(Duration::from_secs(60))
             }
         );
-        assert_eq!(classify(429, Some("soon"), 0), Verdict::Retry { retry_after: None });
+        assert_eq!(
+            classify(429, Some("soon"), 0),
+            Verdict::Retry { retry_after: None }
+        );
         assert_eq!(parse_retry_after("99999999", 0), Some(MAX_RETRY_AFTER));
     }
 
