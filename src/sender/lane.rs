@@ -70,17 +70,12 @@ pub async fn run(ctx: Arc<LaneCtx>) {
     let mut window: BTreeMap<u64, Slot> = BTreeMap::new();
     let mut tasks: JoinSet<(u64, Outcome)> = JoinSet::new();
     tracing::debug!(hook = %ctx.hook_id, cursor, "lane started");
-    loop {
-        let Some(hook) = ctx
-            .hooks
-            .get(&ctx.hook_id)
-            .filter(|h| h.state == HookState::Active)
-        else {
-            break;
-        };
-        if shutdown.is_fired() {
-            break;
-        }
+    // Runs while the hook is active and the daemon is not stopping.
+    while let Some(hook) = ctx
+        .hooks
+        .get(&ctx.hook_id)
+        .filter(|h| h.state == HookState::Active && !shutdown.is_fired())
+    {
         let head = signal.head();
         if loaded_to < head && window.len() < WINDOW {
             match load(&ctx, loaded_to + 1, WINDOW - window.len()).await {
