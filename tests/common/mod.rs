@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod receiver;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_rev23-webhooks");
 /// Longest a daemon may take to print its listening line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
