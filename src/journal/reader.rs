@@ -65,6 +65,26 @@ pub fn get_by_offset(db: &Database, offset: u64) -> Result<Option<Envelope>, Jou
     Ok(entry)
 }
 
+/// The entries at `offsets`, in the same order, read in one transaction; a missing offset is
+/// corruption (callers pass offsets the journal handed out).
+pub fn get_many(db: &Database, offsets: &[u64]) -> Result<Vec<Envelope>, JournalError> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(JOURNAL)?;
+    let mut out = Vec::with_capacity(offsets.len());
+    for &offset in offsets {
+        let entry = match table.get(offset)? {
+            Some(v) => codec::decode(v.value())?,
+            None => {
+                return Err(JournalError::Corrupt(format!(
+                    "missing journal offset {offset}"
+                )))
+            }
+        };
+        out.push(entry);
+    }
+    Ok(out)
+}
+
 pub fn get_by_id(db: &Database, id: &str) -> Result<Option<Envelope>, JournalError> {
     let txn = db.begin_read()?;
     let ids = txn.open_table(EVENT_IDS)?;

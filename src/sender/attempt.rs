@@ -72,6 +72,12 @@ pub async fn deliver(
         if ctx.shutdown.is_fired() {
             return Outcome::Cancelled;
         }
+        // The user may have removed the type from the hook since it was matched.
+        if !hook.events.iter().any(|t| *t == envelope.kind) {
+            record.status = DeliveryStatus::Skipped;
+            record.reason = Some("unsubscribed".into());
+            return Outcome::Final(record);
+        }
         // Permissions and scope, now.
         let redact = match check_access(&ctx, &hook, &envelope) {
             Ok(redact) => redact,

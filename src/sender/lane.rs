@@ -269,11 +269,10 @@ async fn load(ctx: &Arc<LaneCtx>, from: u64, max: usize) -> Result<Vec<(u64, Slo
                 .into_iter()
                 .map(|r| (r.sequence, r))
                 .collect();
+        let offsets: Vec<u64> = entries.iter().map(|(_, offset)| *offset).collect();
+        let envelopes = reader::get_many(&db, &offsets)?;
         let mut out = Vec::with_capacity(entries.len());
-        for (seq, offset) in entries {
-            let envelope = reader::get_by_offset(&db, offset)?.ok_or_else(|| {
-                JournalError::Corrupt(format!("hook entry points at missing offset {offset}"))
-            })?;
+        for ((seq, _), envelope) in entries.into_iter().zip(envelopes) {
             let entity = envelope.entity_id.clone().unwrap_or_default();
             out.push((
                 seq,
