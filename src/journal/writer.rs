@@ -23,6 +23,17 @@ const MAX_GROUP_REQUESTS: usize = 2048;
 /// Payload bytes folded into one transaction at most (keeps a commit's latency bounded).
 const MAX_GROUP_BYTES: usize = 64 * 1024 * 1024;
 
+/// How durable an `Apply` must be before it is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sync {
+    /// fsynced before the answer (appends always are).
+    Durable,
+    /// Committed but not fsynced: a crash may lose it, and only together with every later
+    /// relaxed commit (redb rolls back to the last durable commit; the next durable commit makes
+    /// all earlier ones durable). For rebuildable state such as projector checkpoints.
+    Relaxed,
+}
+
 /// A write of projection state, run inside the group's transaction.
 pub type WriteFn = Box<dyn FnOnce(&WriteTransaction) -> Result<(), redb::Error> + Send>;
 
@@ -54,6 +65,7 @@ pub enum Request {
     },
     Apply {
         write: WriteFn,
+        sync: Sync,
         reply: oneshot::Sender<Result<(), JournalError>>,
     },
     /// Finish everything queued before this, then exit.
@@ -111,6 +123,7 @@ impl Writer {
             head: head_atomic.clone(),
             wakers: wakers.clone(),
             head_watch: watch_tx,
+            unsynced: false,
         };
         let handle = std::thread::Builder::new()
             .name("journal-writer".into())
@@ -168,14 +181,19 @@ impl Writer {
     /// Runs `write` inside a durable transaction; resolves once it is durable.
     pub async fn apply(&self, write: WriteFn) -> Result<(), JournalError> {
         let (reply, rx) = oneshot::channel();
-        self.submit(Request::Apply { write, reply })?;
+        self.submit(Request::Apply {
+            write,
+            sync: Sync::Durable,
+            reply,
+        })?;
         rx.await.map_err(|_| JournalError::Closed)?
     }
 
-    /// Runs `write` inside a durable transaction (projection state and checkpoints).
-    pub fn apply_blocking(&self, write: WriteFn) -> Result<(), JournalError> {
+    /// Runs `write` inside a transaction with the given durability (projection state and
+    /// checkpoints use `Relaxed`).
+    pub fn apply_blocking(&self, write: WriteFn, sync: Sync) -> Result<(), JournalError> {
         let (reply, rx) = oneshot::channel();
-        self.submit(Request::Apply { write, reply })?;
+        self.submit(Request::Apply { write, sync, reply })?;
         rx.blocking_recv().map_err(|_| JournalError::Closed)?
     }
 
@@ -225,6 +243,8 @@ struct WriterThread {
     head: Arc<AtomicU64>,
     wakers: Arc<Wakers>,
     head_watch: tokio::sync::watch::Sender<u64>,
+    /// A relaxed commit happened since the last durable one.
+    unsynced: bool,
 }
 
 impl WriterThread {
@@ -249,6 +269,21 @@ impl WriterThread {
             }
             if !group.is_empty() {
                 self.commit_group(group);
+            }
+        }
+        if self.unsynced {
+            // Make the trailing relaxed commits durable before exiting.
+            let synced = self
+                .db
+                .begin_write()
+                .map_err(redb::Error::from)
+                .and_then(|mut txn| {
+                    txn.set_durability(Durability::Immediate)
+                        .map_err(redb::Error::from)?;
+                    txn.commit().map_err(redb::Error::from)
+                });
+            if let Err(e) = synced {
+                tracing::error!(error = %e, "final durable commit failed");
             }
         }
         tracing::debug!(head = self.next_offset - 1, "journal writer stopped");
@@ -306,7 +341,18 @@ impl WriterThread {
             Ok(t) => t,
             Err(e) => return Err((JournalError::from(redb::Error::from(e)), group)),
         };
-        if let Err(e) = txn.set_durability(Durability::Immediate) {
+        // One request that needs durability makes the whole group durable.
+        let durable = group.iter().any(|r| match r {
+            Request::Append { .. } => true,
+            Request::Apply { sync, .. } => *sync == Sync::Durable,
+            Request::Stop => false,
+        });
+        let durability = if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        if let Err(e) = txn.set_durability(durability) {
             return Err((JournalError::from(redb::Error::from(e)), group));
         }
         let mut requests = group.into_iter();
@@ -322,7 +368,7 @@ impl WriterThread {
                         Err(e)
                     }
                 },
-                Request::Apply { write, reply } => {
+                Request::Apply { write, reply, .. } => {
                     replies.push(Reply::Apply(reply));
                     write(&txn).map_err(JournalError::from)
                 }
@@ -333,7 +379,9 @@ impl WriterThread {
             }
         }
         txn.commit()
-            .map_err(|e| (JournalError::from(redb::Error::from(e)), Vec::new()))
+            .map_err(|e| (JournalError::from(redb::Error::from(e)), Vec::new()))?;
+        self.unsynced = !durable;
+        Ok(())
     }
 
     fn append_in(

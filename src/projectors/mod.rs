@@ -15,6 +15,7 @@ use std::time::Duration;
 use redb::{Database, WriteTransaction};
 
 use crate::journal::schema::CHECKPOINTS;
+use crate::journal::writer::Sync;
 use crate::journal::{reader, Envelope, JournalError, WriteFn, Writer};
 
 /// Entries read and applied per transaction at most.
@@ -145,7 +146,8 @@ fn run_chunk<P: Projector>(
         txn.open_table(CHECKPOINTS)?.insert(name, last)?;
         Ok(())
     });
-    writer.apply_blocking(commit)?;
+    // Relaxed: a crash loses only a suffix of projector commits, which it re-derives.
+    writer.apply_blocking(commit, Sync::Relaxed)?;
     projector.on_durable();
     Ok(last)
 }

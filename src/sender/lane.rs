@@ -28,7 +28,7 @@ use crate::shutdown::Shutdown;
 /// ordering can run ahead of one stuck entity).
 const WINDOW: usize = 1024;
 /// A lane re-checks its hook at least this often, even without a wake-up.
-const IDLE_RECHECK: Duration = Duration::from_millis(500);
+const IDLE_RECHECK: Duration = Duration::from_secs(2);
 /// In-flight HTTP attempts get this long to finish when the lane stops.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(4);
 
