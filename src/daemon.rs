@@ -79,7 +79,11 @@ pub fn run_until(
     let config = Arc::new(config);
     let db = Arc::new(open_db(&config)?);
     let head = reader::head(&db)?;
-    let (writer, writer_thread) = Writer::start(db.clone(), head);
+    let head_appended_at_ms = match reader::get_by_offset(&db, head)? {
+        Some(e) => e.appended_at_ms,
+        None => 0,
+    };
+    let (writer, writer_thread) = Writer::start(db.clone(), head, head_appended_at_ms);
     let stop_projectors = Arc::new(AtomicBool::new(false));
     let (registry_projector, registry) = RegistryProjector::load(&db)?;
     let (registry_status, registry_thread) = projectors::spawn(

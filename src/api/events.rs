@@ -234,6 +234,7 @@ fn validate_one(
         assigned_user_id: incoming.assigned_user_id,
         entity_id: Some(entity_id),
         payload: incoming.data.get().as_bytes().to_vec(),
+        blobs: Vec::new(),
     })
 }
 

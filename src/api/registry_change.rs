@@ -34,6 +34,7 @@ pub fn internal_event<T: serde::Serialize>(
         assigned_user_id: None,
         entity_id: Some(entity_id.to_string()),
         payload: serde_json::to_vec(record).expect("registry records serialise"),
+        blobs: Vec::new(),
     }
 }
 

@@ -8,7 +8,7 @@ pub mod schema;
 pub mod writer;
 
 pub use codec::{Envelope, Origin};
-pub use writer::{Appended, NewEvent, WriteFn, Writer};
+pub use writer::{Appended, Blob, NewEvent, WriteFn, Writer};
 
 /// Errors of the journal layer. `Clone` so one failed group commit can answer every request.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -4,7 +4,7 @@
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::codec::{self, Envelope};
-use super::schema::{CHECKPOINTS, EVENT_IDS, JOURNAL};
+use super::schema::{BLOBS, CHECKPOINTS, EVENTS_BY_TYPE, EVENT_IDS, JOURNAL};
 use super::JournalError;
 
 /// The highest committed offset (0 for an empty journal).
@@ -109,4 +109,63 @@ pub fn checkpoint(db: &Database, name: &str) -> Result<u64, JournalError> {
     let table = txn.open_table(CHECKPOINTS)?;
     let checkpoint = table.get(name)?.map(|v| v.value()).unwrap_or(0);
     Ok(checkpoint)
+}
+
+/// The newest public entries of `kind`, newest first, at most `max`.
+pub fn newest_of_type(
+    db: &Database,
+    kind: &str,
+    max: usize,
+) -> Result<Vec<Envelope>, JournalError> {
+    let txn = db.begin_read()?;
+    let index = txn.open_table(EVENTS_BY_TYPE)?;
+    let journal = txn.open_table(JOURNAL)?;
+    let mut out = Vec::new();
+    for item in index.range((kind, 0)..=(kind, u64::MAX))?.rev() {
+        if out.len() >= max {
+            break;
+        }
+        let (key, _) = item?;
+        let offset = key.value().1;
+        let entry = match journal.get(offset)? {
+            Some(v) => codec::decode(v.value())?,
+            None => {
+                return Err(JournalError::Corrupt(format!(
+                    "type index names missing offset {offset}"
+                )))
+            }
+        };
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+/// The first offset appended at or after `time_ms` (head + 1 if none): append times ascend with
+/// offsets, so this is a binary search of about log2(head) reads.
+pub fn first_offset_at_or_after(db: &Database, time_ms: i64) -> Result<u64, JournalError> {
+    let txn = db.begin_read()?;
+    let journal = txn.open_table(JOURNAL)?;
+    let head = journal.last()?.map(|(k, _)| k.value()).unwrap_or(0);
+    let (mut lo, mut hi) = (1u64, head + 1);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let appended = match journal.get(mid)? {
+            Some(v) => codec::decode(v.value())?.appended_at_ms,
+            None => return Err(JournalError::Corrupt(format!("journal gap at {mid}"))),
+        };
+        if appended < time_ms {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
+}
+
+/// A stored file's bytes by SHA-256 hex.
+pub fn blob(db: &Database, sha256_hex: &str) -> Result<Option<Vec<u8>>, JournalError> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(BLOBS)?;
+    let bytes = table.get(sha256_hex)?.map(|v| v.value().to_vec());
+    Ok(bytes)
 }

@@ -8,6 +8,10 @@ use redb::{Database, TableDefinition};
 pub const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 /// `event id → offset`: idempotent ingest and `GET /v1/events/{id}`.
 pub const EVENT_IDS: TableDefinition<&str, u64> = TableDefinition::new("event_ids");
+/// `(event type, offset) → ()` for public events: newest-first reads of one type (polling).
+pub const EVENTS_BY_TYPE: TableDefinition<(&str, u64), ()> = TableDefinition::new("events_by_type");
+/// `sha256 hex → bytes`: release-form files, stored once, committed with the event naming them.
+pub const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
 /// `projector name → last applied offset`, committed with the projector's state.
 pub const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new("projector_checkpoints");
 
@@ -25,6 +29,8 @@ pub fn open(data_dir: &Path, cache_size_bytes: usize) -> Result<Database, redb::
         txn.open_table(JOURNAL)?;
         txn.open_table(EVENT_IDS)?;
         txn.open_table(CHECKPOINTS)?;
+        txn.open_table(EVENTS_BY_TYPE)?;
+        txn.open_table(BLOBS)?;
     }
     txn.commit()?;
     Ok(db)

@@ -12,9 +12,10 @@ use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::codec::{self, Envelope, Origin};
-use super::schema::{EVENT_IDS, JOURNAL};
+use super::schema::{BLOBS, EVENTS_BY_TYPE, EVENT_IDS, JOURNAL};
 use super::JournalError;
 use crate::clock;
+use crate::domain::internal;
 
 /// Requests that wait in the queue at most; past it callers get `Busy` (HTTP 503).
 pub const QUEUE_CAPACITY: usize = 8192;
@@ -47,6 +48,15 @@ pub struct NewEvent {
     pub assigned_user_id: Option<String>,
     pub entity_id: Option<String>,
     pub payload: Vec<u8>,
+    /// Files the payload refers to by SHA-256, stored in the same transaction.
+    pub blobs: Vec<Blob>,
+}
+
+/// A content-addressed file (a release-form PDF).
+#[derive(Clone, Debug)]
+pub struct Blob {
+    pub sha256_hex: String,
+    pub bytes: Vec<u8>,
 }
 
 /// What happened to one appended event.
@@ -75,7 +85,12 @@ pub enum Request {
 impl Request {
     fn size_bytes(&self) -> usize {
         match self {
-            Request::Append { events, .. } => events.iter().map(|e| e.payload.len() + 64).sum(),
+            Request::Append { events, .. } => events
+                .iter()
+                .map(|e| {
+                    e.payload.len() + e.blobs.iter().map(|b| b.bytes.len()).sum::<usize>() + 64
+                })
+                .sum(),
             Request::Apply { .. } | Request::Stop => 64,
         }
     }
@@ -110,8 +125,13 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `db`, whose journal currently ends at `head`.
-    pub fn start(db: Arc<Database>, head: u64) -> (Writer, JoinHandle<()>) {
+    /// Starts the writer thread on `db`, whose journal currently ends at `head`, appended at
+    /// `head_appended_at_ms` (append times never go backwards, whatever the clock does).
+    pub fn start(
+        db: Arc<Database>,
+        head: u64,
+        head_appended_at_ms: i64,
+    ) -> (Writer, JoinHandle<()>) {
         let (tx, rx) = bounded(QUEUE_CAPACITY);
         let head_atomic = Arc::new(AtomicU64::new(head));
         let wakers = Arc::new(Wakers::default());
@@ -124,6 +144,7 @@ impl Writer {
             wakers: wakers.clone(),
             head_watch: watch_tx,
             unsynced: false,
+            last_appended_at_ms: head_appended_at_ms,
         };
         let handle = std::thread::Builder::new()
             .name("journal-writer".into())
@@ -245,6 +266,9 @@ struct WriterThread {
     head_watch: tokio::sync::watch::Sender<u64>,
     /// A relaxed commit happened since the last durable one.
     unsynced: bool,
+    /// Append time of the newest entry: offsets and append times ascend together, so replay
+    /// `from_time` can binary-search the journal.
+    last_appended_at_ms: i64,
 }
 
 impl WriterThread {
@@ -291,6 +315,7 @@ impl WriterThread {
 
     fn commit_group(&mut self, group: Vec<Request>) {
         let start_offset = self.next_offset;
+        let start_appended_at_ms = self.last_appended_at_ms;
         let mut replies = Vec::with_capacity(group.len());
         let result = self.write_group(group, &mut replies);
         match result {
@@ -312,6 +337,7 @@ impl WriterThread {
                 // Nothing of the group is durable: roll the offset counter back so offsets
                 // stay gapless, and fail every request (including those not yet processed).
                 self.next_offset = start_offset;
+                self.last_appended_at_ms = start_appended_at_ms;
                 tracing::error!(error = %err, "journal commit failed");
                 for r in replies {
                     r.fail(&err);
@@ -358,7 +384,7 @@ impl WriterThread {
         let mut requests = group.into_iter();
         while let Some(request) = requests.next() {
             let outcome = match request {
-                Request::Append { events, reply } => match self.append_in(&txn, &events) {
+                Request::Append { events, reply } => match self.append_in(&txn, events) {
                     Ok(outcomes) => {
                         replies.push(Reply::Append(reply, outcomes));
                         Ok(())
@@ -387,42 +413,54 @@ impl WriterThread {
     fn append_in(
         &mut self,
         txn: &WriteTransaction,
-        events: &[NewEvent],
+        events: Vec<NewEvent>,
     ) -> Result<Vec<Appended>, JournalError> {
         let mut journal = txn.open_table(JOURNAL)?;
         let mut ids = txn.open_table(EVENT_IDS)?;
-        let appended_at_ms = clock::now_ms();
+        let mut by_type = txn.open_table(EVENTS_BY_TYPE)?;
+        let mut blobs = txn.open_table(BLOBS)?;
+        let appended_at_ms = clock::now_ms().max(self.last_appended_at_ms);
         let mut outcomes = Vec::with_capacity(events.len());
         for event in events {
             if let Some(existing) = ids.get(event.id.as_str())?.map(|v| v.value()) {
                 outcomes.push(Appended {
-                    id: event.id.clone(),
+                    id: event.id,
                     offset: existing,
                     duplicate: true,
                 });
                 continue;
             }
             let offset = self.next_offset;
+            for blob in &event.blobs {
+                if blobs.get(blob.sha256_hex.as_str())?.is_none() {
+                    blobs.insert(blob.sha256_hex.as_str(), blob.bytes.as_slice())?;
+                }
+            }
+            let public = !internal::is_internal(&event.kind);
             let envelope = Envelope {
                 offset,
-                id: event.id.clone(),
-                kind: event.kind.clone(),
+                id: event.id,
+                kind: event.kind,
                 timestamp_ms: event.timestamp_ms,
                 appended_at_ms,
-                origin: event.origin.clone(),
-                assigned_user_id: event.assigned_user_id.clone(),
-                entity_id: event.entity_id.clone(),
-                payload: event.payload.clone(),
+                origin: event.origin,
+                assigned_user_id: event.assigned_user_id,
+                entity_id: event.entity_id,
+                payload: event.payload,
             };
             let bytes = codec::encode(&envelope)?;
             let previous = journal.insert(offset, bytes.as_slice())?;
             // Offsets are handed out only here; an existing entry would mean two writers.
             assert!(previous.is_none(), "journal offset {offset} written twice");
             drop(previous);
-            ids.insert(event.id.as_str(), offset)?;
+            ids.insert(envelope.id.as_str(), offset)?;
+            if public {
+                by_type.insert((envelope.kind.as_str(), offset), ())?;
+            }
             self.next_offset += 1;
+            self.last_appended_at_ms = appended_at_ms;
             outcomes.push(Appended {
-                id: event.id.clone(),
+                id: envelope.id,
                 offset,
                 duplicate: false,
             });

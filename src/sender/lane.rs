@@ -307,6 +307,7 @@ async fn change_state(ctx: &LaneCtx, state: HookState, reason: String) {
         assigned_user_id: None,
         entity_id: Some(ctx.hook_id.clone()),
         payload: serde_json::to_vec(&change).expect("state change serialises"),
+        blobs: Vec::new(),
     };
     for attempt in 0..50u32 {
         match ctx.writer.append(vec![event.clone()]).await {
