@@ -12,12 +12,14 @@ use std::time::Duration;
 use crate::api::{self, AppState};
 use crate::clock;
 use crate::config::Config;
+use crate::domain::files::FileSigner;
 use crate::domain::internal::{self, KeyRecord, UserRecord};
+use crate::domain::outgoing::Outgoing;
 use crate::domain::permission::PermissionSet;
 use crate::ids;
 use crate::journal::{reader, schema, JournalError, Writer};
 use crate::projectors::{self, hooks::HooksProjector, registry::RegistryProjector};
-use crate::sender::{self, progress::Progress, SenderParts};
+use crate::sender::{self, progress::Progress, signing::SigningKeyFile, SenderParts};
 use crate::shutdown::{self, ShutdownSignal};
 
 pub const OWNER_KEY_FILE: &str = "owner.key";
@@ -100,6 +102,13 @@ pub fn run_until(
         stop_projectors.clone(),
     )?;
     let signing = Arc::new(sender::load_signing_key(&config)?);
+    let outgoing = Arc::new(Outgoing {
+        files: FileSigner::new(
+            files_key(&signing),
+            &config.public_base_url,
+            config.files.url_ttl_ms,
+        ),
+    });
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -119,6 +128,7 @@ pub fn run_until(
             projectors: vec![registry_status, hooks_status],
             progress: progress.clone(),
             signing,
+            outgoing,
             rate_limiter: Default::default(),
             registry_lock: tokio::sync::Mutex::new(()),
             hooks_lock: tokio::sync::Mutex::new(()),
@@ -187,6 +197,7 @@ async fn serve(
             hooks: state.hooks.clone(),
             registry: state.registry.clone(),
             signing: state.signing.clone(),
+            outgoing: state.outgoing.clone(),
             progress: state.progress.clone(),
             config: state.config.clone(),
         },
@@ -251,6 +262,15 @@ async fn bootstrap_owner(state: &AppState) -> Result<(), DaemonError> {
         secret.secret
     );
     Ok(())
+}
+
+/// The key that signs file URLs, derived from the daemon's signing key (one secret to back up).
+fn files_key(signing: &SigningKeyFile) -> Vec<u8> {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(signing.key.to_whsk().as_bytes())
+        .expect("any key length");
+    mac.update(b"rev23-webhooks files v1");
+    mac.finalize().into_bytes().to_vec()
 }
 
 /// Writes `contents` to `path` with mode 0600, atomically (temp file, fsync, rename).

@@ -19,7 +19,8 @@ use super::request::{
 use super::response::{json_response, ListPage, Response};
 use super::AppState;
 use crate::clock;
-use crate::domain::{catalog, internal, permission::Permission};
+use crate::domain::outgoing::Outgoing;
+use crate::domain::{catalog, files, internal, permission::Permission};
 use crate::ids;
 use crate::journal::{reader, Envelope, NewEvent, Origin};
 
@@ -61,13 +62,25 @@ pub struct EventView<'a> {
     pub kind: &'a str,
     pub offset: u64,
     pub timestamp: String,
-    pub data: &'a RawValue,
+    pub data: Box<RawValue>,
     pub assigned_user_id: Option<&'a str>,
 }
 
 impl<'a> EventView<'a> {
-    pub fn of(e: &'a Envelope) -> Result<EventView<'a>, ApiError> {
-        let data: &RawValue = serde_json::from_slice(&e.payload).map_err(|_| {
+    /// The event as `caller` may read it (redacted, file URL added).
+    pub fn of(
+        e: &'a Envelope,
+        outgoing: &Outgoing,
+        redact_medical: bool,
+    ) -> Result<EventView<'a>, ApiError> {
+        let bytes = outgoing.data(e, redact_medical).into_owned();
+        let text = String::from_utf8(bytes).map_err(|_| {
+            ApiError::internal(format!(
+                "stored payload of offset {} is not UTF-8",
+                e.offset
+            ))
+        })?;
+        let data = RawValue::from_string(text).map_err(|_| {
             ApiError::internal(format!("stored payload of offset {} is not JSON", e.offset))
         })?;
         Ok(EventView {
@@ -88,18 +101,41 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Res
     require_json(req.headers())?;
     let limits = &state.config.limits;
     let (parts, body) = req.into_parts();
+    // Up to the file limit: a release form may carry a PDF; everything else must still fit
+    // `max_body_bytes` (checked below, once the file fields are known).
     let bytes = read_body(
         &parts.headers,
         body,
-        limits.max_body_bytes,
+        limits.max_file_body_bytes,
         Duration::from_millis(limits.body_read_timeout_ms),
     )
     .await?;
+    let too_large = || {
+        ApiError::payload_too_large(format!(
+            "request body exceeds the limit of {} bytes (only release-form files may exceed it)",
+            limits.max_body_bytes
+        ))
+    };
+    let oversized = bytes.len() > limits.max_body_bytes;
+    if oversized && !contains(&bytes, files::BASE64_FIELD.as_bytes()) {
+        return Err(too_large());
+    }
     let origin = Origin {
         key_id: Some(principal.key.id.clone()),
         user_id: Some(principal.user.id.clone()),
     };
-    let events = parse_batch(&bytes, limits.max_batch_events, &origin)?;
+    let events = match parse_batch(&bytes, limits.max_batch_events, &origin) {
+        Err(_) if oversized => return Err(too_large()),
+        other => other?,
+    };
+    let file_chars: usize = events
+        .iter()
+        .flat_map(|e| &e.blobs)
+        .map(|b| 4 * b.bytes.len().div_ceil(3))
+        .sum();
+    if bytes.len().saturating_sub(file_chars) > limits.max_body_bytes {
+        return Err(too_large());
+    }
     let outcomes = state.writer.append(events).await?;
     let any_new = outcomes.iter().any(|o| !o.duplicate);
     let data: Vec<AppendedView> = outcomes
@@ -226,6 +262,18 @@ fn validate_one(
             )));
         }
     }
+    let mut payload = incoming.data.get().as_bytes().to_vec();
+    let mut blobs = Vec::new();
+    if event_type.name == files::RELEASE_FORM_TYPE
+        && contains(&payload, files::BASE64_FIELD.as_bytes())
+    {
+        if let Some((replaced, blob)) =
+            files::extract(&payload).map_err(|e| ApiError::validation(format!("{context}: {e}")))?
+        {
+            payload = replaced;
+            blobs.push(blob);
+        }
+    }
     Ok(NewEvent {
         id,
         kind: event_type.name.to_string(),
@@ -233,9 +281,13 @@ fn validate_one(
         origin: origin.clone(),
         assigned_user_id: incoming.assigned_user_id,
         entity_id: Some(entity_id),
-        payload: incoming.data.get().as_bytes().to_vec(),
-        blobs: Vec::new(),
+        payload,
+        blobs,
     })
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// `GET /v1/events?after=&type=&limit=&cursor=` (owners and `admin:webhook`).
@@ -275,9 +327,10 @@ pub async fn list(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Respo
     })
     .await
     .map_err(|e| ApiError::internal(format!("list task failed: {e}")))??;
+    let redact = !principal.permissions.contains(Permission::MedicalCustomer);
     let views = events
         .iter()
-        .map(EventView::of)
+        .map(|e| EventView::of(e, &state.outgoing, redact))
         .collect::<Result<Vec<_>, _>>()?;
     let next_cursor = (last_scanned < head).then(|| last_scanned.to_string());
     Ok(json_response(
@@ -304,7 +357,11 @@ pub async fn get(
         .map_err(|e| ApiError::internal(format!("lookup task failed: {e}")))??;
     match found {
         Some(e) if !internal::is_internal(&e.kind) => {
-            Ok(json_response(StatusCode::OK, &EventView::of(&e)?))
+            let redact = !principal.permissions.contains(Permission::MedicalCustomer);
+            Ok(json_response(
+                StatusCode::OK,
+                &EventView::of(&e, &state.outgoing, redact)?,
+            ))
         }
         _ => Err(ApiError::not_found(format!("no event with id {id:?}"))),
     }

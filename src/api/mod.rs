@@ -6,6 +6,7 @@ pub mod auth;
 pub mod deliveries;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod health;
 pub mod hooks;
 pub mod keys;
@@ -26,6 +27,7 @@ use hyper::{Method, Request};
 use redb::Database;
 
 use crate::config::Config;
+use crate::domain::outgoing::Outgoing;
 use crate::journal::Writer;
 use crate::projectors::hooks::Hooks;
 use crate::projectors::registry::Registry;
@@ -49,6 +51,7 @@ pub struct AppState {
     pub projectors: Vec<Arc<ProjectorStatus>>,
     pub progress: Arc<Progress>,
     pub signing: Arc<SigningKeyFile>,
+    pub outgoing: Arc<Outgoing>,
     pub rate_limiter: rate_limit::RateLimiter,
     /// Serialises registry changes so check-then-append (unique ids, last owner) is race-free.
     pub registry_lock: tokio::sync::Mutex<()>,
@@ -97,6 +100,7 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response
         (["v1", "keys", id], &Method::DELETE) => keys::revoke(state, req.headers(), id).await,
         (["v1", "me"], &Method::GET) => users::me(state, req.headers()),
         (["v1", "signing-keys"], &Method::GET) => Ok(signing_keys::list(state)),
+        (["v1", "files", sha], &Method::GET) => files::get(state, req.uri().query(), sha).await,
         (["v1", "hooks"], &Method::POST) => hooks::create(state, req).await,
         (["v1", "hooks"], &Method::GET) => hooks::list(state, req),
         (["v1", "hooks", id], &Method::GET) => hooks::get(state, req.headers(), id),
@@ -126,6 +130,7 @@ fn unknown_route(segments: &[&str], method: &Method) -> ApiError {
         ["v1", "users", _, "keys"] => "POST",
         ["v1", "keys", _] => "DELETE",
         ["v1", "signing-keys"] => "GET",
+        ["v1", "files", _] => "GET",
         ["v1", "hooks"] => "GET, POST",
         ["v1", "hooks", _] => "GET, PATCH, DELETE",
         ["v1", "hooks", _, "rotate-secret"] => "POST",

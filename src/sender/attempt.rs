@@ -105,13 +105,7 @@ pub async fn deliver(
             record.reason = Some("invalid_target_url".into());
             return Outcome::Final(record);
         };
-        let data = visibility::visible_data(&envelope.payload, redact);
-        let body = visibility::delivery_body(
-            &envelope.id,
-            &envelope.kind,
-            &clock::format_ms(envelope.timestamp_ms),
-            &data,
-        );
+        let body = ctx.outgoing.body(&envelope, redact);
         let now_ms = clock::now_ms();
         let timestamp = now_ms.div_euclid(1000);
         let secrets = hook_secrets(&hook, now_ms);

@@ -19,6 +19,7 @@ use super::signing::SigningKeyFile;
 use crate::clock;
 use crate::config::Delivery;
 use crate::domain::internal::{self, HookState, HookStateChange, Ordering};
+use crate::domain::outgoing::Outgoing;
 use crate::journal::{reader, Envelope, JournalError, NewEvent, Origin, Writer};
 use crate::projectors::hooks::{self, Hooks};
 use crate::projectors::registry::Registry;
@@ -41,6 +42,7 @@ pub struct LaneCtx {
     pub registry: Registry,
     pub client: Arc<HttpClient>,
     pub signing: Arc<SigningKeyFile>,
+    pub outgoing: Arc<Outgoing>,
     pub progress: Arc<Progress>,
     pub policy: Arc<RetryPolicy>,
     pub delivery: Arc<Delivery>,

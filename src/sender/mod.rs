@@ -20,6 +20,7 @@ use redb::Database;
 
 use crate::config::Config;
 use crate::domain::internal::{DeliveryMode, HookState};
+use crate::domain::outgoing::Outgoing;
 use crate::journal::{JournalError, Writer};
 use crate::projectors::hooks::Hooks;
 use crate::projectors::registry::Registry;
@@ -37,6 +38,7 @@ pub struct SenderParts {
     pub hooks: Arc<Hooks>,
     pub registry: Registry,
     pub signing: Arc<SigningKeyFile>,
+    pub outgoing: Arc<Outgoing>,
     pub progress: Arc<Progress>,
     pub config: Arc<Config>,
 }
@@ -67,6 +69,7 @@ pub async fn run(parts: SenderParts, shutdown: Shutdown) {
                 registry: parts.registry.clone(),
                 client: client.clone(),
                 signing: parts.signing.clone(),
+                outgoing: parts.outgoing.clone(),
                 progress: parts.progress.clone(),
                 policy: policy.clone(),
                 delivery: delivery.clone(),
