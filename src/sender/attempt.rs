@@ -8,16 +8,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 
+use super::access::{self, Access};
 use super::lane::LaneCtx;
 use super::progress::{Attempt, DeliveryRecord, DeliveryStatus, MAX_ATTEMPTS_KEPT};
 use super::retry::{self, Verdict};
 use super::signing::{self, HmacSecret};
 use crate::clock;
-use crate::domain::catalog;
 use crate::domain::internal::{HookRecord, HookState};
-use crate::domain::visibility::{self, Decision};
 use crate::journal::Envelope;
-use crate::projectors::registry::RegistryState;
 
 pub const USER_AGENT: &str = concat!("rev23-webhooks/", env!("CARGO_PKG_VERSION"));
 
@@ -72,21 +70,15 @@ pub async fn deliver(
         if ctx.shutdown.is_fired() {
             return Outcome::Cancelled;
         }
-        // The user may have removed the type from the hook since it was matched.
-        if !hook.events.iter().any(|t| *t == envelope.kind) {
-            record.status = DeliveryStatus::Skipped;
-            record.reason = Some("unsubscribed".into());
-            return Outcome::Final(record);
-        }
-        // Permissions and scope, now.
-        let redact = match check_access(&ctx, &hook, &envelope) {
-            Ok(redact) => redact,
-            Err(Access::OutOfScope) => {
+        // The hook's subscription and its user's permissions and scope, now.
+        let redact = match access::check(&ctx.registry.snapshot(), &hook, &envelope) {
+            Access::Deliver { redact_medical } => redact_medical,
+            Access::Skip(reason) => {
                 record.status = DeliveryStatus::Skipped;
-                record.reason = Some("out_of_scope".into());
+                record.reason = Some(reason.into());
                 return Outcome::Final(record);
             }
-            Err(Access::Denied(reason)) => {
+            Access::Deny(reason) => {
                 record.status = DeliveryStatus::Skipped;
                 record.reason = Some(reason.clone());
                 return Outcome::StopHook {
@@ -221,37 +213,6 @@ fn push_attempt(record: &mut DeliveryRecord, attempt: Attempt) {
         record.attempts.remove(0);
     }
     record.attempts.push(attempt);
-}
-
-enum Access {
-    OutOfScope,
-    Denied(String),
-}
-
-/// Ok(redact_medical) when the hook's user may receive the event now.
-fn check_access(ctx: &LaneCtx, hook: &HookRecord, envelope: &Envelope) -> Result<bool, Access> {
-    let Some(event_type) = catalog::lookup(&envelope.kind) else {
-        return Err(Access::OutOfScope);
-    };
-    let registry = ctx.registry.snapshot();
-    let Some(user) = registry.users.get(&hook.owner_user_id) else {
-        return Err(Access::Denied("user_not_found".into()));
-    };
-    let permissions = RegistryState::user_permissions(user);
-    match visibility::decide(
-        event_type,
-        envelope.assigned_user_id.as_deref(),
-        user,
-        permissions,
-        true,
-    ) {
-        Decision::Deliver { redact_medical } => Ok(redact_medical),
-        Decision::OutOfScope => Err(Access::OutOfScope),
-        Decision::Forbidden { missing } => {
-            Err(Access::Denied(format!("missing_permission:{missing}")))
-        }
-        Decision::Inactive => Err(Access::Denied("user_inactive".into())),
-    }
 }
 
 /// The current secret, and the previous one while its overlap lasts.
