@@ -129,6 +129,7 @@ pub fn run_until(
             progress: progress.clone(),
             signing,
             outgoing,
+            pull_leases: Default::default(),
             rate_limiter: Default::default(),
             registry_lock: tokio::sync::Mutex::new(()),
             hooks_lock: tokio::sync::Mutex::new(()),

@@ -218,17 +218,16 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Res
     names.extend(input.event);
     let events = validate_events(state, &names, caller.permissions)?;
     let delivery = input.delivery.unwrap_or_default();
-    if delivery == DeliveryMode::Pull {
-        return Err(ApiError::validation(
-            "delivery \"pull\" is not available in this version",
-        ));
-    }
-    let target_url = match input.target_url.as_deref() {
-        Some(url) => validate_target(state, url)?,
-        None => {
+    let target_url = match (delivery, input.target_url.as_deref()) {
+        (DeliveryMode::Push, Some(url)) => Some(validate_target(state, url)?),
+        (DeliveryMode::Push, None) => {
             return Err(ApiError::validation(
                 "target_url is required for push delivery",
             ))
+        }
+        (DeliveryMode::Pull, None) => None,
+        (DeliveryMode::Pull, Some(_)) => {
+            return Err(ApiError::validation("a pull hook has no target_url"))
         }
     };
     let description = validate_description(input.description)?;
@@ -245,7 +244,7 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Res
     let record = HookRecord {
         id: ids::new_id(HOOK_PREFIX),
         owner_user_id: caller.user.id.clone(),
-        target_url: Some(target_url),
+        target_url,
         events,
         description,
         ordering: input.ordering.unwrap_or_default(),
@@ -337,6 +336,9 @@ pub async fn update(
         at_ms: now,
     };
     if let Some(url) = &input.target_url {
+        if hook.delivery == DeliveryMode::Pull {
+            return Err(ApiError::validation("a pull hook has no target_url"));
+        }
         let url = validate_target(state, url)?;
         update.target_url = (hook.target_url.as_deref() != Some(url.as_str())).then_some(url);
     }

@@ -10,12 +10,14 @@ pub mod files;
 pub mod health;
 pub mod hooks;
 pub mod keys;
+pub mod pull;
 pub mod rate_limit;
 pub mod registry_change;
 pub mod request;
 pub mod response;
 pub mod server;
 pub mod signing_keys;
+pub mod triggers;
 pub mod users;
 
 use std::sync::atomic::AtomicBool;
@@ -52,6 +54,7 @@ pub struct AppState {
     pub progress: Arc<Progress>,
     pub signing: Arc<SigningKeyFile>,
     pub outgoing: Arc<Outgoing>,
+    pub pull_leases: pull::Leases,
     pub rate_limiter: rate_limit::RateLimiter,
     /// Serialises registry changes so check-then-append (unique ids, last owner) is race-free.
     pub registry_lock: tokio::sync::Mutex<()>,
@@ -101,6 +104,10 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response
         (["v1", "me"], &Method::GET) => users::me(state, req.headers()),
         (["v1", "signing-keys"], &Method::GET) => Ok(signing_keys::list(state)),
         (["v1", "files", sha], &Method::GET) => files::get(state, req.uri().query(), sha).await,
+        (["v1", "triggers", kind], &Method::GET) => {
+            let kind = kind.to_string();
+            triggers::list(state, req, &kind).await
+        }
         (["v1", "hooks"], &Method::POST) => hooks::create(state, req).await,
         (["v1", "hooks"], &Method::GET) => hooks::list(state, req),
         (["v1", "hooks", id], &Method::GET) => hooks::get(state, req.headers(), id),
@@ -111,6 +118,14 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response
         (["v1", "hooks", id], &Method::DELETE) => hooks::delete(state, req.headers(), id).await,
         (["v1", "hooks", id, "rotate-secret"], &Method::POST) => {
             hooks::rotate_secret(state, req.headers(), id).await
+        }
+        (["v1", "hooks", id, "poll"], &Method::GET) => {
+            let id = id.to_string();
+            pull::poll(state, req, &id).await
+        }
+        (["v1", "hooks", id, "ack"], &Method::POST) => {
+            let id = id.to_string();
+            pull::ack(state, req, &id).await
         }
         (["v1", "hooks", id, "deliveries"], &Method::GET) => {
             let id = id.to_string();
@@ -131,10 +146,13 @@ fn unknown_route(segments: &[&str], method: &Method) -> ApiError {
         ["v1", "keys", _] => "DELETE",
         ["v1", "signing-keys"] => "GET",
         ["v1", "files", _] => "GET",
+        ["v1", "triggers", _] => "GET",
         ["v1", "hooks"] => "GET, POST",
         ["v1", "hooks", _] => "GET, PATCH, DELETE",
         ["v1", "hooks", _, "rotate-secret"] => "POST",
         ["v1", "hooks", _, "deliveries"] => "GET",
+        ["v1", "hooks", _, "poll"] => "GET",
+        ["v1", "hooks", _, "ack"] => "POST",
         _ => return ApiError::not_found("no such endpoint"),
     };
     let mut e = ApiError::method_not_allowed(format!(

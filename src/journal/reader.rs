@@ -111,18 +111,21 @@ pub fn checkpoint(db: &Database, name: &str) -> Result<u64, JournalError> {
     Ok(checkpoint)
 }
 
-/// The newest public entries of `kind`, newest first, at most `max`.
+/// The newest public entries of `kind` that `keep` accepts, newest first: at most `max` kept,
+/// at most `max_scan` examined.
 pub fn newest_of_type(
     db: &Database,
     kind: &str,
     max: usize,
+    max_scan: usize,
+    mut keep: impl FnMut(&Envelope) -> bool,
 ) -> Result<Vec<Envelope>, JournalError> {
     let txn = db.begin_read()?;
     let index = txn.open_table(EVENTS_BY_TYPE)?;
     let journal = txn.open_table(JOURNAL)?;
     let mut out = Vec::new();
-    for item in index.range((kind, 0)..=(kind, u64::MAX))?.rev() {
-        if out.len() >= max {
+    for (scanned, item) in index.range((kind, 0)..=(kind, u64::MAX))?.rev().enumerate() {
+        if out.len() >= max || scanned >= max_scan {
             break;
         }
         let (key, _) = item?;
@@ -135,7 +138,9 @@ pub fn newest_of_type(
                 )))
             }
         };
-        out.push(entry);
+        if keep(&entry) {
+            out.push(entry);
+        }
     }
     Ok(out)
 }

@@ -102,6 +102,7 @@ enum Row {
 pub struct Progress {
     hooks: Mutex<HashMap<String, HookProgress>>,
     tx: mpsc::Sender<Row>,
+    writer: Writer,
 }
 
 impl Progress {
@@ -115,6 +116,7 @@ impl Progress {
         let progress = Arc::new(Progress {
             hooks: Mutex::new(hooks),
             tx,
+            writer: writer.clone(),
         });
         let recorder = tokio::spawn(record(rx, writer));
         Ok((progress, recorder))
@@ -145,6 +147,29 @@ impl Progress {
             .tx
             .send(Row::Delivery(hook_id.to_string(), record))
             .await;
+    }
+
+    /// Changes a hook's progress and writes the row durably before returning (pull acks).
+    pub async fn commit_now(
+        &self,
+        hook_id: &str,
+        change: impl FnOnce(&mut HookProgress),
+    ) -> Result<(), JournalError> {
+        let row = {
+            let mut hooks = self.hooks.lock().expect("progress lock");
+            let p = hooks.entry(hook_id.to_string()).or_default();
+            change(p);
+            p.clone()
+        };
+        let id = hook_id.to_string();
+        let bytes = serde_json::to_vec(&row).expect("progress rows serialise");
+        self.writer
+            .apply(Box::new(move |txn: &WriteTransaction| {
+                txn.open_table(HOOK_PROGRESS)?
+                    .insert(id.as_str(), bytes.as_slice())?;
+                Ok(())
+            }))
+            .await
     }
 
     /// Asks the recorder to write what it holds and exit.
