@@ -19,6 +19,7 @@ use crate::domain::permission::PermissionSet;
 use crate::ids;
 use crate::journal::{reader, schema, JournalError, Writer};
 use crate::projectors::{self, hooks::HooksProjector, registry::RegistryProjector};
+use crate::replay::{self, worker::ReplayParts};
 use crate::sender::{self, progress::Progress, signing::SigningKeyFile, SenderParts};
 use crate::shutdown::{self, ShutdownSignal};
 
@@ -204,9 +205,21 @@ async fn serve(
         },
         signal.listener(),
     ));
+    let replayer = tokio::spawn(replay::worker::run(
+        ReplayParts {
+            db: state.db.clone(),
+            writer: state.writer.clone(),
+            hooks: state.hooks.clone(),
+            hooks_status: state.hooks_status.clone(),
+            registry: state.registry.clone(),
+            progress: state.progress.clone(),
+        },
+        signal.listener(),
+    ));
     api::server::serve(listener, state, signal.listener()).await;
     // The HTTP side has drained; the sender heard the same signal and drains in parallel.
     let _ = sender.await;
+    let _ = replayer.await;
     Ok(())
 }
 

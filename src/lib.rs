@@ -6,6 +6,7 @@
 //! - [`projectors`]: in-process threads that derive state (the user/key registry, hooks and their
 //!   matched sequences) from the journal, each committing its state and checkpoint atomically.
 //! - [`sender`]: the hyper client side that delivers each hook's sequence, signed and retried.
+//! - [`replay`]: re-delivering any journal range to a hook, rate-capped, surviving restarts.
 //! - [`api`]: the hyper HTTP server, auth, rate limits and one file per API resource.
 //! - [`domain`]: the event catalog, permissions and the records the journal carries.
 //! - [`daemon`]: wiring, start-up bootstrap and graceful shutdown.
@@ -22,5 +23,6 @@ pub mod domain;
 pub mod ids;
 pub mod journal;
 pub mod projectors;
+pub mod replay;
 pub mod sender;
 pub mod shutdown;

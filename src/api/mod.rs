@@ -13,6 +13,7 @@ pub mod keys;
 pub mod pull;
 pub mod rate_limit;
 pub mod registry_change;
+pub mod replays;
 pub mod request;
 pub mod response;
 pub mod server;
@@ -127,6 +128,20 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response
             let id = id.to_string();
             pull::ack(state, req, &id).await
         }
+        (["v1", "hooks", id, "replay"], &Method::POST) => {
+            let id = id.to_string();
+            replays::replay(state, req, &id).await
+        }
+        (["v1", "hooks", id, "replays", replay_id], &Method::GET) => {
+            replays::get(state, req.headers(), id, replay_id)
+        }
+        (["v1", "hooks", id, "deliveries", sequence, "resend"], &Method::POST) => {
+            replays::resend(state, req.headers(), id, sequence).await
+        }
+        (["v1", "hooks", id, "recover"], &Method::POST) => {
+            let id = id.to_string();
+            replays::recover(state, req, &id).await
+        }
         (["v1", "hooks", id, "deliveries"], &Method::GET) => {
             let id = id.to_string();
             deliveries::list(state, req, &id).await
@@ -152,6 +167,9 @@ fn unknown_route(segments: &[&str], method: &Method) -> ApiError {
         ["v1", "hooks", _, "rotate-secret"] => "POST",
         ["v1", "hooks", _, "deliveries"] => "GET",
         ["v1", "hooks", _, "poll"] => "GET",
+        ["v1", "hooks", _, "replay"] | ["v1", "hooks", _, "recover"] => "POST",
+        ["v1", "hooks", _, "replays", _] => "GET",
+        ["v1", "hooks", _, "deliveries", _, "resend"] => "POST",
         ["v1", "hooks", _, "ack"] => "POST",
         _ => return ApiError::not_found("no such endpoint"),
     };

@@ -151,3 +151,31 @@ pub struct HookDeleted {
     pub id: String,
     pub at_ms: i64,
 }
+
+pub const REPLAY_REQUESTED: &str = "internal.replay_requested";
+pub const REPLAY_BATCH: &str = "internal.replay_batch";
+
+/// A replay of the journal range `from_offset..=to_offset` into a hook, re-matched against the
+/// hook's events and its user's permissions at the time the range is scanned.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ReplayRequested {
+    pub replay_id: String,
+    pub hook_id: String,
+    pub from_offset: u64,
+    pub to_offset: u64,
+    /// Matches counted when the replay was requested.
+    pub matched: u64,
+    pub at_ms: i64,
+}
+
+/// Offsets to give new sequences in a hook: a scanned slice of a replay, or the events of a
+/// resend or recover (which have no request event).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ReplayBatch {
+    pub replay_id: String,
+    pub hook_id: String,
+    pub offsets: Vec<u64>,
+    /// The replay's range is scanned up to here (inclusive).
+    pub scanned_through: u64,
+    pub at_ms: i64,
+}

@@ -31,6 +31,8 @@ pub const NAME: &str = "hooks";
 const HOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("hooks");
 /// `user id → JSON UserRecord`: the matcher's own view of users, as of its checkpoint.
 const HOOK_USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("hooks_users");
+/// `replay id → JSON ReplayRow`.
+const HOOK_REPLAYS: TableDefinition<&str, &[u8]> = TableDefinition::new("hook_replays");
 /// `(hook id, sequence) → journal offset`.
 pub const HOOK_ENTRIES: TableDefinition<(&str, u64), u64> = TableDefinition::new("hook_entries");
 
@@ -39,6 +41,28 @@ pub struct HookRow {
     pub record: HookRecord,
     /// Sequences handed out so far (the last one).
     pub head_sequence: u64,
+}
+
+/// A replay's (or resend's) progress, as the projection knows it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ReplayRow {
+    pub replay_id: String,
+    pub hook_id: String,
+    pub from_offset: u64,
+    pub to_offset: u64,
+    pub matched: u64,
+    pub scanned_through: u64,
+    /// Entries appended to the hook's sequence so far.
+    pub queued: u64,
+    pub first_sequence: Option<u64>,
+    pub last_sequence: Option<u64>,
+    pub created_at_ms: i64,
+}
+
+impl ReplayRow {
+    pub fn scanning(&self) -> bool {
+        self.scanned_through < self.to_offset
+    }
 }
 
 /// Wakes a hook's lane when its head moves.
@@ -57,6 +81,7 @@ impl HookSignal {
 /// The read side: hook configurations (cloned only when one changes) and per-hook heads.
 pub struct Hooks {
     records: RwLock<Arc<BTreeMap<String, HookRecord>>>,
+    replays: RwLock<Arc<BTreeMap<String, ReplayRow>>>,
     signals: Mutex<HashMap<String, Arc<HookSignal>>>,
     /// Bumped whenever a configuration changes, so the sender re-reads the hooks.
     config_version: tokio::sync::watch::Sender<u64>,
@@ -69,6 +94,10 @@ impl Hooks {
 
     pub fn get(&self, id: &str) -> Option<HookRecord> {
         self.records.read().expect("hooks lock").get(id).cloned()
+    }
+
+    pub fn replays(&self) -> Arc<BTreeMap<String, ReplayRow>> {
+        self.replays.read().expect("replays lock").clone()
     }
 
     pub fn signal(&self, id: &str) -> Arc<HookSignal> {
@@ -93,6 +122,7 @@ impl Hooks {
 struct MatchState {
     users: HashMap<String, UserRecord>,
     hooks: BTreeMap<String, HookRow>,
+    replays: BTreeMap<String, ReplayRow>,
     /// event type → ids of hooks subscribed to it.
     by_type: HashMap<String, Vec<String>>,
 }
@@ -122,6 +152,18 @@ impl MatchState {
             Err(redb::TableError::TableDoesNotExist(_)) => {}
             Err(e) => return Err(e.into()),
         }
+        match txn.open_table(HOOK_REPLAYS) {
+            Ok(table) => {
+                for item in table.iter()? {
+                    let (_, v) = item?;
+                    let row: ReplayRow = serde_json::from_slice(v.value())
+                        .map_err(|e| JournalError::Corrupt(format!("replay row: {e}")))?;
+                    state.replays.insert(row.replay_id.clone(), row);
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
         match txn.open_table(HOOK_USERS) {
             Ok(table) => {
                 for item in table.iter()? {
@@ -144,6 +186,8 @@ pub struct HooksProjector {
     dirty_users: BTreeSet<String>,
     dirty_hooks: BTreeSet<String>,
     deleted_hooks: BTreeSet<String>,
+    dirty_replays: BTreeSet<String>,
+    replays_changed: bool,
     entries: Vec<(String, u64, u64)>,
     config_changed: bool,
     /// Heads to publish once durable.
@@ -162,6 +206,7 @@ impl HooksProjector {
         let (config_version, _) = tokio::sync::watch::channel(0);
         let hooks = Arc::new(Hooks {
             records: RwLock::new(Arc::new(records)),
+            replays: RwLock::new(Arc::new(state.replays.clone())),
             signals: Mutex::new(HashMap::new()),
             config_version,
         });
@@ -176,6 +221,8 @@ impl HooksProjector {
             dirty_users: BTreeSet::new(),
             dirty_hooks: BTreeSet::new(),
             deleted_hooks: BTreeSet::new(),
+            dirty_replays: BTreeSet::new(),
+            replays_changed: false,
             entries: Vec::new(),
             config_changed: false,
             pending_heads: BTreeMap::new(),
@@ -250,6 +297,30 @@ impl HooksProjector {
                 r.updated_at_ms = rotated.at_ms;
                 self.dirty_hooks.insert(rotated.id);
             }
+            internal::REPLAY_REQUESTED => {
+                let req: internal::ReplayRequested = serde_json::from_slice(&entry.payload)?;
+                let row = ReplayRow {
+                    replay_id: req.replay_id.clone(),
+                    hook_id: req.hook_id,
+                    from_offset: req.from_offset,
+                    to_offset: req.to_offset,
+                    matched: req.matched,
+                    scanned_through: req.from_offset.saturating_sub(1),
+                    queued: 0,
+                    first_sequence: None,
+                    last_sequence: None,
+                    created_at_ms: req.at_ms,
+                };
+                self.state.replays.insert(req.replay_id.clone(), row);
+                self.dirty_replays.insert(req.replay_id);
+                self.replays_changed = true;
+                return Ok(());
+            }
+            internal::REPLAY_BATCH => {
+                let batch: internal::ReplayBatch = serde_json::from_slice(&entry.payload)?;
+                self.apply_replay_batch(batch);
+                return Ok(());
+            }
             internal::HOOK_DELETED => {
                 let deleted: HookDeleted = serde_json::from_slice(&entry.payload)?;
                 if hooks.remove(&deleted.id).is_some() {
@@ -262,6 +333,45 @@ impl HooksProjector {
         }
         self.config_changed = true;
         Ok(())
+    }
+
+    /// Gives each offset of the batch the hook's next sequence (whatever the hook's state: a
+    /// replay is explicit), and advances the replay's progress.
+    fn apply_replay_batch(&mut self, batch: internal::ReplayBatch) {
+        let row = self
+            .state
+            .replays
+            .entry(batch.replay_id.clone())
+            .or_insert_with(|| ReplayRow {
+                replay_id: batch.replay_id.clone(),
+                hook_id: batch.hook_id.clone(),
+                from_offset: batch.offsets.iter().copied().min().unwrap_or(0),
+                to_offset: batch.scanned_through,
+                matched: batch.offsets.len() as u64,
+                scanned_through: batch.scanned_through,
+                queued: 0,
+                first_sequence: None,
+                last_sequence: None,
+                created_at_ms: batch.at_ms,
+            });
+        row.scanned_through = row.scanned_through.max(batch.scanned_through);
+        if let Some(hook) = self.state.hooks.get_mut(&batch.hook_id) {
+            for offset in &batch.offsets {
+                hook.head_sequence += 1;
+                let seq = hook.head_sequence;
+                self.entries.push((batch.hook_id.clone(), seq, *offset));
+                row.first_sequence.get_or_insert(seq);
+                row.last_sequence = Some(seq);
+                row.queued += 1;
+            }
+            if !batch.offsets.is_empty() {
+                self.pending_heads
+                    .insert(batch.hook_id.clone(), hook.head_sequence);
+                self.dirty_hooks.insert(batch.hook_id.clone());
+            }
+        }
+        self.dirty_replays.insert(batch.replay_id);
+        self.replays_changed = true;
     }
 
     fn match_public(&mut self, entry: &Envelope) {
@@ -320,6 +430,7 @@ impl Projector for HooksProjector {
         if self.dirty_hooks.is_empty()
             && self.dirty_users.is_empty()
             && self.deleted_hooks.is_empty()
+            && self.dirty_replays.is_empty()
         {
             return None;
         }
@@ -344,6 +455,15 @@ impl Projector for HooksProjector {
         let deleted: Vec<String> = std::mem::take(&mut self.deleted_hooks)
             .into_iter()
             .collect();
+        let replays: Vec<(String, Vec<u8>)> = std::mem::take(&mut self.dirty_replays)
+            .into_iter()
+            .filter_map(|id| {
+                Some((
+                    id.clone(),
+                    serde_json::to_vec(self.state.replays.get(&id)?).ok()?,
+                ))
+            })
+            .collect();
         let entries = std::mem::take(&mut self.entries);
         Some(Box::new(move |txn: &WriteTransaction| {
             let mut t = txn.open_table(HOOKS)?;
@@ -355,6 +475,10 @@ impl Projector for HooksProjector {
             }
             let mut t = txn.open_table(HOOK_USERS)?;
             for (id, row) in &users {
+                t.insert(id.as_str(), row.as_slice())?;
+            }
+            let mut t = txn.open_table(HOOK_REPLAYS)?;
+            for (id, row) in &replays {
                 t.insert(id.as_str(), row.as_slice())?;
             }
             let mut t = txn.open_table(HOOK_ENTRIES)?;
@@ -376,6 +500,10 @@ impl Projector for HooksProjector {
             *self.published.records.write().expect("hooks lock") = Arc::new(records);
             self.published.config_version.send_modify(|v| *v += 1);
         }
+        if std::mem::take(&mut self.replays_changed) {
+            *self.published.replays.write().expect("replays lock") =
+                Arc::new(self.state.replays.clone());
+        }
         for (id, head) in std::mem::take(&mut self.pending_heads) {
             let signal = self.published.signal(&id);
             signal.head.store(head, AtomicOrdering::Release);
@@ -388,6 +516,8 @@ impl Projector for HooksProjector {
         self.dirty_users.clear();
         self.dirty_hooks.clear();
         self.deleted_hooks.clear();
+        self.dirty_replays.clear();
+        self.replays_changed = true;
         self.entries.clear();
         self.pending_heads.clear();
         self.config_changed = true;
@@ -425,6 +555,7 @@ pub fn wipe(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.delete_table(HOOKS)?;
     txn.delete_table(HOOK_USERS)?;
     txn.delete_table(HOOK_ENTRIES)?;
+    txn.delete_table(HOOK_REPLAYS)?;
     Ok(())
 }
 
@@ -433,6 +564,12 @@ pub fn wipe(txn: &WriteTransaction) -> Result<(), redb::Error> {
 pub fn dump_tables(db: &Database) -> Result<String, JournalError> {
     let state = MatchState::load(db)?;
     let mut out = String::new();
+    for row in state.replays.values() {
+        out.push_str(&format!(
+            "replay {}\n",
+            serde_json::to_string(row).unwrap_or_default()
+        ));
+    }
     for row in state.hooks.values() {
         out.push_str(&format!(
             "hook {}\n",
