@@ -73,7 +73,10 @@ pub fn visible_data(data: &[u8], redact_medical: bool) -> std::borrow::Cow<'_, [
     }
     match serde_json::from_slice::<Value>(data) {
         Ok(mut value) => {
-            redact_value(&mut value, 0);
+            if !redact_value(&mut value, 0) {
+                // An escape forced the walk but nothing was medical: keep the stored bytes.
+                return std::borrow::Cow::Borrowed(data);
+            }
             std::borrow::Cow::Owned(serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec()))
         }
         // Stored payloads were validated JSON; if one is not, send nothing of it.
@@ -88,23 +91,24 @@ fn contains_medical(data: &[u8]) -> bool {
     data.windows(needle.len()).any(|w| w == needle) || data.windows(2).any(|w| w == b"\\u")
 }
 
-fn redact_value(value: &mut Value, depth: usize) {
+/// Redacts in place; true when something was removed.
+fn redact_value(value: &mut Value, depth: usize) -> bool {
     if depth > MAX_DEPTH {
-        return;
+        return false;
     }
     match value {
         Value::Object(map) => redact_map(map, depth),
-        Value::Array(items) => {
-            for item in items {
-                redact_value(item, depth + 1);
-            }
-        }
-        _ => {}
+        Value::Array(items) => items.iter_mut().fold(false, |changed, item| {
+            redact_value(item, depth + 1) | changed
+        }),
+        _ => false,
     }
 }
 
-fn redact_map(map: &mut Map<String, Value>, depth: usize) {
+fn redact_map(map: &mut Map<String, Value>, depth: usize) -> bool {
+    let mut changed = false;
     if let Some(removed) = map.shift_remove(MEDICAL_FIELD) {
+        changed = true;
         let count = match &removed {
             Value::Array(items) => items.len(),
             Value::Object(fields) => fields.len(),
@@ -114,9 +118,9 @@ fn redact_map(map: &mut Map<String, Value>, depth: usize) {
         };
         map.insert(MEDICAL_COUNT_FIELD.to_string(), Value::from(count));
     }
-    for (_, v) in map.iter_mut() {
-        redact_value(v, depth + 1);
-    }
+    map.iter_mut().fold(changed, |changed, (_, v)| {
+        redact_value(v, depth + 1) | changed
+    })
 }
 
 /// The delivery body `{"id","type","timestamp","data"}`, splicing `data` bytes as given.
