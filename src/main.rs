@@ -45,6 +45,8 @@ enum Command {
     Verify(cli::verify::VerifyArgs),
     /// Run a local receiver that verifies and prints deliveries.
     Listen(cli::listen::ListenArgs),
+    /// Replay a journal range into a hook of a running daemon.
+    Replay(cli::replay::ReplayArgs),
 }
 
 fn init_logging(config: &Config) {
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
         }
         Command::Verify(args) => cli::verify::run(args),
         Command::Listen(args) => cli::listen::run(args),
+        Command::Replay(args) => cli::replay::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
