@@ -40,10 +40,10 @@ pub fn run(args: ReplayArgs) -> Result<(), String> {
         &format!("/v1/hooks/{}/replay", args.hook),
         Some(&body),
     )?;
-    println!("{text}");
     if !(200..300).contains(&status) {
-        return Err(format!("the daemon answered {status}"));
+        return Err(format!("the daemon answered {status}: {text}"));
     }
+    println!("{text}");
     if !args.watch || args.dry_run {
         return Ok(());
     }
