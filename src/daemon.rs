@@ -17,10 +17,13 @@ use crate::domain::internal::{self, KeyRecord, UserRecord};
 use crate::domain::outgoing::Outgoing;
 use crate::domain::permission::PermissionSet;
 use crate::ids;
+use crate::ifttt;
 use crate::journal::{reader, schema, JournalError, Writer};
 use crate::projectors::{self, hooks::HooksProjector, registry::RegistryProjector};
 use crate::replay::{self, worker::ReplayParts};
-use crate::sender::{self, progress::Progress, signing::SigningKeyFile, SenderParts};
+use crate::sender::{
+    self, client::HttpClient, progress::Progress, signing::SigningKeyFile, SenderParts,
+};
 use crate::shutdown::{self, ShutdownSignal};
 
 pub const OWNER_KEY_FILE: &str = "owner.key";
@@ -131,6 +134,7 @@ pub fn run_until(
             signing,
             outgoing,
             pull_leases: Default::default(),
+            ifttt_identities: Default::default(),
             rate_limiter: Default::default(),
             registry_lock: tokio::sync::Mutex::new(()),
             hooks_lock: tokio::sync::Mutex::new(()),
@@ -216,11 +220,46 @@ async fn serve(
         },
         signal.listener(),
     ));
+    let realtime = realtime_parts(&state)?
+        .map(|parts| tokio::spawn(ifttt::realtime::run(parts, signal.listener())));
     api::server::serve(listener, state, signal.listener()).await;
     // The HTTP side has drained; the sender heard the same signal and drains in parallel.
     let _ = sender.await;
     let _ = replayer.await;
+    if let Some(realtime) = realtime {
+        let _ = realtime.await;
+    }
     Ok(())
+}
+
+/// The IFTTT realtime notifier's parts, when IFTTT is enabled (a service key is set).
+fn realtime_parts(state: &AppState) -> Result<Option<ifttt::realtime::RealtimeParts>, DaemonError> {
+    let config = &state.config;
+    if config.ifttt.service_key.is_empty() {
+        return Ok(None);
+    }
+    let realtime_url = config
+        .ifttt
+        .realtime_url
+        .parse::<hyper::Uri>()
+        .map_err(|e| {
+            DaemonError::Startup(format!(
+                "ifttt.realtime_url {:?} is not a URL: {e}",
+                config.ifttt.realtime_url
+            ))
+        })?;
+    Ok(Some(ifttt::realtime::RealtimeParts {
+        db: state.db.clone(),
+        writer: state.writer.clone(),
+        registry: state.registry.clone(),
+        identities: state.ifttt_identities.clone(),
+        client: Arc::new(HttpClient::new(
+            Duration::from_millis(config.delivery.connect_timeout_ms),
+            Duration::from_millis(config.delivery.timeout_ms),
+        )),
+        service_key: config.ifttt.service_key.clone(),
+        realtime_url,
+    }))
 }
 
 /// On first start (no owner yet): creates the owner user and key, writes the key to

@@ -12,7 +12,8 @@
 //! - [`daemon`]: wiring, start-up bootstrap and graceful shutdown.
 //! - [`sender`]: outgoing deliveries; [`sender::signing`] is Standard Webhooks signing and
 //!   verification.
-//! - [`cli`]: the command-line tools beside `serve` (`verify`, `listen`).
+//! - [`ifttt`]: IFTTT trigger slugs, the identities IFTTT polls, and realtime notifications.
+//! - [`cli`]: the command-line tools beside `serve` (`verify`, `listen`, `replay`).
 
 pub mod api;
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod domain;
 pub mod ids;
+pub mod ifttt;
 pub mod journal;
 pub mod projectors;
 pub mod replay;

@@ -9,6 +9,7 @@ pub mod events;
 pub mod files;
 pub mod health;
 pub mod hooks;
+pub mod ifttt;
 pub mod keys;
 pub mod pull;
 pub mod rate_limit;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub signing: Arc<SigningKeyFile>,
     pub outgoing: Arc<Outgoing>,
     pub pull_leases: pull::Leases,
+    /// Trigger identities IFTTT polls (for realtime notifications).
+    pub ifttt_identities: Arc<crate::ifttt::Identities>,
     pub rate_limiter: rate_limit::RateLimiter,
     /// Serialises registry changes so check-then-append (unique ids, last owner) is race-free.
     pub registry_lock: tokio::sync::Mutex<()>,
@@ -85,6 +88,11 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response
     let method = req.method().clone();
     match (segments.as_slice(), &method) {
         (["healthz"], &Method::GET) => Ok(health::healthz()),
+        (["ifttt", "v1", rest @ ..], _) => {
+            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+            Ok(ifttt::handle(state, req, &rest).await)
+        }
         (["readyz"], &Method::GET) => Ok(health::readyz(state)),
         (["v1", "events"], &Method::POST) => events::create(state, req).await,
         (["v1", "events"], &Method::GET) => events::list(state, req).await,

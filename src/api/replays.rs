@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Request, StatusCode};
@@ -14,7 +13,7 @@ use serde_json::json;
 
 use super::auth::{authenticate, Access as _};
 use super::error::ApiError;
-use super::request::{parse_json, read_body, require_json};
+use super::request::read_json;
 use super::response::{json_response, Response};
 use super::{AppState, READ_YOUR_WRITES_TIMEOUT};
 use crate::clock;
@@ -57,23 +56,6 @@ fn visible_hook(state: &AppState, caller: &Principal, id: &str) -> Result<HookRe
         Some(h) if h.owner_user_id == caller.user.id || caller.is_admin() => Ok(h),
         _ => Err(ApiError::not_found(format!("no hook with id {id:?}"))),
     }
-}
-
-async fn body_json<T: serde::de::DeserializeOwned>(
-    state: &AppState,
-    req: Request<Incoming>,
-) -> Result<T, ApiError> {
-    require_json(req.headers())?;
-    let (parts, body) = req.into_parts();
-    let limits = &state.config.limits;
-    let bytes = read_body(
-        &parts.headers,
-        body,
-        limits.max_body_bytes,
-        Duration::from_millis(limits.body_read_timeout_ms),
-    )
-    .await?;
-    parse_json(&bytes)
 }
 
 fn internal_event<T: serde::Serialize>(
@@ -139,7 +121,7 @@ pub async fn replay(
 ) -> Result<Response, ApiError> {
     let caller = authenticate(state, req.headers())?;
     let hook = visible_hook(state, &caller, id)?;
-    let input: ReplayBody = body_json(state, req).await?;
+    let input: ReplayBody = read_json(state, req).await?;
     let selectors = [
         input.from_offset.is_some(),
         input.from_time.is_some(),
@@ -321,7 +303,7 @@ pub async fn recover(
 ) -> Result<Response, ApiError> {
     let caller = authenticate(state, req.headers())?;
     visible_hook(state, &caller, id)?;
-    let input: RecoverBody = body_json(state, req).await?;
+    let input: RecoverBody = read_json(state, req).await?;
     let since = clock::parse_rfc3339_ms(&input.since)
         .ok_or_else(|| ApiError::validation("since must be an RFC 3339 time"))?;
     let db = state.db.clone();

@@ -79,6 +79,25 @@ pub async fn read_body(
     }
 }
 
+/// Reads a JSON request body — content type checked, at most `limits.max_body_bytes`, within
+/// `limits.body_read_timeout_ms` — and parses it as `T`.
+pub async fn read_json<T: DeserializeOwned>(
+    state: &super::AppState,
+    req: hyper::Request<Incoming>,
+) -> Result<T, ApiError> {
+    require_json(req.headers())?;
+    let (parts, body) = req.into_parts();
+    let limits = &state.config.limits;
+    let bytes = read_body(
+        &parts.headers,
+        body,
+        limits.max_body_bytes,
+        Duration::from_millis(limits.body_read_timeout_ms),
+    )
+    .await?;
+    parse_json(&bytes)
+}
+
 /// Maps a serde_json error to the API's codes: syntax problems are 400, shape problems 422.
 pub fn json_error(e: serde_json::Error, context: &str) -> ApiError {
     use serde_json::error::Category;

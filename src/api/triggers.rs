@@ -13,9 +13,11 @@ use super::error::ApiError;
 use super::request::Query;
 use super::response::{json_bytes, Response};
 use super::AppState;
-use crate::domain::catalog;
+use crate::domain::catalog::{self, EventType};
+use crate::domain::permission::Permission;
 use crate::domain::visibility::{self, Decision};
-use crate::journal::reader;
+use crate::journal::{reader, Envelope};
+use crate::projectors::registry::Principal;
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 100;
@@ -36,10 +38,37 @@ pub async fn list(
     })?;
     caller.require(event_type.read_permission)?;
     let limit = Query::parse(req.uri().query()).limit(DEFAULT_LIMIT, MAX_LIMIT)?;
+    let matches = newest_visible(state, &caller, event_type, limit).await?;
+    let redact = redacts_medical(&caller);
+    let mut body = Vec::with_capacity(matches.len() * 256 + 2);
+    body.push(b'[');
+    for (i, envelope) in matches.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&state.outgoing.body(envelope, redact));
+    }
+    body.push(b']');
+    Ok(json_bytes(StatusCode::OK, body))
+}
+
+/// Whether what `caller` reads must have its medical data redacted.
+pub fn redacts_medical(caller: &Principal) -> bool {
+    !caller.permissions.contains(Permission::MedicalCustomer)
+}
+
+/// The newest events of `event_type` that `caller` may read (scope as for deliveries), newest
+/// first, at most `limit`. Shared by every polling surface (Zapier here, IFTTT).
+pub async fn newest_visible(
+    state: &AppState,
+    caller: &Principal,
+    event_type: &'static EventType,
+    limit: usize,
+) -> Result<Vec<Envelope>, ApiError> {
     let db = state.db.clone();
     let user = caller.user.clone();
     let permissions = caller.permissions;
-    let matches = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         reader::newest_of_type(&db, event_type.name, limit, MAX_SCAN, |e| {
             matches!(
                 visibility::decide(
@@ -54,16 +83,6 @@ pub async fn list(
         })
     })
     .await
-    .map_err(|e| ApiError::internal(format!("trigger task failed: {e}")))??;
-    let redact = !permissions.contains(crate::domain::permission::Permission::MedicalCustomer);
-    let mut body = Vec::with_capacity(matches.len() * 256 + 2);
-    body.push(b'[');
-    for (i, envelope) in matches.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(&state.outgoing.body(envelope, redact));
-    }
-    body.push(b']');
-    Ok(json_bytes(StatusCode::OK, body))
+    .map_err(|e| ApiError::internal(format!("trigger task failed: {e}")))?
+    .map_err(ApiError::from)
 }
