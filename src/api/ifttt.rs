@@ -25,7 +25,7 @@ use crate::domain::catalog;
 use crate::domain::internal::{self, KeyRecord, KeyRevoked, UserRecord};
 use crate::domain::permission::PermissionSet;
 use crate::ids;
-use crate::ifttt::{self, MAX_IDENTITY_BYTES};
+use crate::ifttt::{self, MAX_IDENTITY_CHARS};
 use crate::journal::Envelope;
 use crate::projectors::registry::Principal;
 
@@ -56,6 +56,8 @@ const RESERVED_INGREDIENTS: [&str; 6] = [
 struct IftttError {
     status: StatusCode,
     message: String,
+    /// The `Allow` header of a 405.
+    allow: Option<&'static str>,
 }
 
 impl From<ApiError> for IftttError {
@@ -63,6 +65,7 @@ impl From<ApiError> for IftttError {
         IftttError {
             status: e.status,
             message: e.message,
+            allow: None,
         }
     }
 }
@@ -72,11 +75,20 @@ impl IftttError {
         IftttError {
             status,
             message: message.into(),
+            allow: None,
         }
     }
 
     fn into_response(self) -> Response {
-        json_response(self.status, &json!({"errors": [{"message": self.message}]}))
+        let mut response =
+            json_response(self.status, &json!({"errors": [{"message": self.message}]}));
+        if let Some(allow) = self.allow {
+            response.headers_mut().insert(
+                hyper::header::ALLOW,
+                hyper::header::HeaderValue::from_static(allow),
+            );
+        }
+        response
     }
 }
 
@@ -101,15 +113,22 @@ pub async fn handle(state: &Arc<AppState>, req: Request<Incoming>, rest: &[&str]
         (["triggers", slug, "trigger_identity", identity], &Method::DELETE) => {
             forget_identity(state, req.headers(), slug, identity)
         }
-        (["status"] | ["user", "info"], _)
-        | (["test", "setup"] | ["triggers", _], _)
-        | (["triggers", _, "trigger_identity", _], _) => Err(IftttError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{method} is not supported on this path"),
-        )),
+        (["status"] | ["user", "info"], _) => Err(method_not_allowed(&method, "GET")),
+        (["test", "setup"] | ["triggers", _], _) => Err(method_not_allowed(&method, "POST")),
+        (["triggers", _, "trigger_identity", _], _) => Err(method_not_allowed(&method, "DELETE")),
         _ => Err(IftttError::new(StatusCode::NOT_FOUND, "no such endpoint")),
     };
     result.unwrap_or_else(IftttError::into_response)
+}
+
+fn method_not_allowed(method: &Method, allow: &'static str) -> IftttError {
+    IftttError {
+        allow: Some(allow),
+        ..IftttError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not supported on this path; use {allow}"),
+        )
+    }
 }
 
 /// The service key, compared in constant time; either header name is accepted.
@@ -239,12 +258,69 @@ fn user_info(state: &AppState, headers: &HeaderMap) -> Result<Response, IftttErr
     ))
 }
 
+/// IFTTT's trigger request; unknown fields are ignored (IFTTT adds some over time), known ones
+/// must have their documented types. Maps, not structs, for `user` and `ifttt_source`: serde
+/// would accept a struct written as an array.
 #[derive(Deserialize)]
 struct TriggerRequest {
     trigger_identity: Option<String>,
     #[serde(rename = "triggerFields")]
     trigger_fields: Option<Map<String, Value>>,
-    limit: Option<u64>,
+    limit: Option<serde_json::Number>,
+    user: Option<Map<String, Value>>,
+    ifttt_source: Option<Map<String, Value>>,
+}
+
+impl TriggerRequest {
+    /// `user.timezone`, `ifttt_source.id` and `ifttt_source.url` are strings when present.
+    fn check_types(&self) -> Result<(), IftttError> {
+        let fields = [
+            (&self.user, "user", "timezone"),
+            (&self.ifttt_source, "ifttt_source", "id"),
+            (&self.ifttt_source, "ifttt_source", "url"),
+        ];
+        for (map, object, field) in fields {
+            if let Some(value) = map.as_ref().and_then(|m| m.get(field)) {
+                if !(value.is_string() || value.is_null()) {
+                    return Err(IftttError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("{object}.{field} must be a string"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A trigger identity is 1 to [`MAX_IDENTITY_CHARS`] characters (IFTTT's are 40-hex hashes).
+fn check_identity(identity: &str) -> Result<(), IftttError> {
+    let chars = identity.chars().count();
+    if chars == 0 || chars > MAX_IDENTITY_CHARS {
+        return Err(IftttError::new(
+            StatusCode::BAD_REQUEST,
+            format!("trigger_identity must be 1 to {MAX_IDENTITY_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// `limit`: a non-negative integer, clamped to [`MAX_LIMIT`] (however large it is written).
+fn limit_of(limit: Option<&serde_json::Number>) -> Result<usize, IftttError> {
+    let Some(n) = limit else {
+        return Ok(DEFAULT_LIMIT as usize);
+    };
+    if let Some(v) = n.as_u64() {
+        return Ok(v.min(MAX_LIMIT) as usize);
+    }
+    let text = n.to_string();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(MAX_LIMIT as usize); // a whole number beyond u64
+    }
+    Err(IftttError::new(
+        StatusCode::BAD_REQUEST,
+        "limit must be a non-negative integer",
+    ))
 }
 
 async fn trigger(
@@ -259,6 +335,7 @@ async fn trigger(
         // IFTTT expects 400 for any request body it cannot use.
         IftttError::new(StatusCode::BAD_REQUEST, e.message)
     })?;
+    input.check_types()?;
     if input.trigger_fields.as_ref().is_some_and(|f| !f.is_empty()) {
         return Err(IftttError::new(
             StatusCode::BAD_REQUEST,
@@ -267,17 +344,12 @@ async fn trigger(
     }
     caller.require(event_type.read_permission)?;
     if let Some(identity) = &input.trigger_identity {
-        if identity.is_empty() || identity.len() > MAX_IDENTITY_BYTES {
-            return Err(IftttError::new(
-                StatusCode::BAD_REQUEST,
-                format!("trigger_identity must be 1 to {MAX_IDENTITY_BYTES} bytes"),
-            ));
-        }
+        check_identity(identity)?;
         state
             .ifttt_identities
             .seen(identity, &caller.user.id, event_type.name, clock::now_ms());
     }
-    let limit = input.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT) as usize;
+    let limit = limit_of(input.limit.as_ref())?;
     let envelopes = if limit == 0 {
         Vec::new()
     } else {
@@ -361,6 +433,8 @@ fn forget_identity(
             format!("no trigger {slug:?}"),
         ));
     }
-    state.ifttt_identities.forget(identity);
+    let identity = percent_encoding::percent_decode_str(identity).decode_utf8_lossy();
+    check_identity(&identity)?;
+    state.ifttt_identities.forget(&identity);
     Ok(json_response(StatusCode::OK, &json!({"data": {}})))
 }

@@ -12,8 +12,8 @@ use crate::domain::catalog::{self, EventType};
 
 /// Trigger identities remembered at most; the least recently polled goes first.
 pub const MAX_IDENTITIES: usize = 10_000;
-/// Longest trigger identity accepted (IFTTT's are 40-character hashes).
-pub const MAX_IDENTITY_BYTES: usize = 200;
+/// Longest trigger identity accepted, in characters (IFTTT's are 40-character hashes).
+pub const MAX_IDENTITY_CHARS: usize = 200;
 
 /// `customer_created` → the `customer.created` catalog entry.
 pub fn event_type_of_slug(slug: &str) -> Option<&'static EventType> {
