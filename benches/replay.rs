@@ -25,15 +25,16 @@
 //!    entries it covered divided by the request's wall time → entries scanned per second. It runs
 //!    twice; the better run counts (the raw limit gets the same treatment).
 //! 3. **(b) Live latency during a replay**: a second hook on `lead.created` gets one warm-up
-//!    event; then the real replay of the first hook starts (`from_offset` 1, about J/10 = 100,000
-//!    matches at full size, delivered to the receiver) and, as soon as it is accepted, live
-//!    `lead.created` events are offered open loop at 200/s for 10 s (× `BENCH_SCALE`, at least
-//!    2 s) from a pacer thread over 4 keep-alive connections, each with a client-chosen event id
-//!    (`live-<k>`, which the delivery carries as `webhook-id`). Latency = receipt − the instant
-//!    just before the POST (receipt − scheduled time is shown too). The replayed deliveries that
-//!    arrived inside the live window are counted, and the replay's status is read at the end of
-//!    the window, to show the replay really ran concurrently; afterwards the bench waits for the
-//!    rest of the replay and reports its delivery rate.
+//!    event; then live `lead.created` events are offered open loop at 200/s for 10 s
+//!    (× `BENCH_SCALE`, at least 2 s) from a pacer thread over 4 keep-alive connections, each with
+//!    a client-chosen event id (`live-<k>`, which the delivery carries as `webhook-id`), and at the
+//!    start of that window the real replay of the first hook is requested (`from_offset` 1, about
+//!    J/10 = 100,000 matches at full size, delivered to the receiver), so the live events see all
+//!    of it: the request's synchronous count, the worker's scans and the deliveries. Latency =
+//!    receipt − the instant just before the POST (receipt − scheduled time is shown too). The
+//!    replayed deliveries that arrived inside the live window are counted, and the replay's
+//!    status is read at the end of the window, to show the replay really ran concurrently;
+//!    afterwards the bench waits for the rest of the replay and reports its delivery rate.
 //! 4. **Raw limit**: the daemon is stopped (SIGTERM) and this process opens its journal file with
 //!    the library (`journal::schema::open`, default cache size) and scans the same offset range
 //!    as (a) with `journal::reader::scan_from`, decoding every envelope and comparing its type —
@@ -423,9 +424,12 @@ struct Sent {
 }
 
 struct LiveResult {
-    /// Matches the replay request announced, and how long that request took.
+    /// Matches the replay request announced, how long that request took, and when it was sent
+    /// and the first replayed delivery arrived, from the start of the live window.
     replay_matched: Option<u64>,
     replay_request: Duration,
+    replay_sent_at: Duration,
+    replay_first_receipt_at: Option<Duration>,
     offered: u64,
     acked: usize,
     received: usize,
@@ -434,8 +438,7 @@ struct LiveResult {
     from_send: Vec<u32>,
     from_due: Vec<u32>,
     window: Duration,
-    /// Replayed deliveries received before, during and after the live window.
-    replay_before: usize,
+    /// Replayed deliveries received during and after the live window.
     replay_during: usize,
     replay_after: usize,
     /// The replay's `status` (and cursor) read right after the window.
@@ -448,7 +451,7 @@ struct LiveResult {
 
 impl LiveResult {
     fn replay_received(&self) -> usize {
-        self.replay_before + self.replay_during + self.replay_after
+        self.replay_during + self.replay_after
     }
 
     fn replay_rate(&self) -> Option<f64> {
@@ -458,11 +461,15 @@ impl LiveResult {
     }
 
     fn print(&self, peak_rss_kib: u64) {
+        let secs =
+            |d: Option<Duration>| d.map_or("n/a".into(), |d| format!("{:.3} s", d.as_secs_f64()));
         println!(
-            "  replay request answered after {:.3} s (it counts the matches first), matched {}",
+            "  replay request sent {:.1} ms into the live window, answered after {:.3} s (it counts the matches first), matched {}; first replayed receipt {} into the window",
+            self.replay_sent_at.as_secs_f64() * 1000.0,
             self.replay_request.as_secs_f64(),
             self.replay_matched
-                .map_or("n/a (replay not started)".into(), |m| m.to_string())
+                .map_or("n/a (replay not started)".into(), |m| m.to_string()),
+            secs(self.replay_first_receipt_at)
         );
         println!(
             "  live: offered {} events in a {:.2} s window; {} acknowledged, {} received ({} missing); {} ingest errors",
@@ -485,8 +492,8 @@ impl LiveResult {
         line("receipt − just before POST:", &self.from_send);
         line("receipt − scheduled time:", &self.from_due);
         println!(
-            "  replayed deliveries received: {} before the window, {} during it, {} after it; status right after the window: {}",
-            self.replay_before, self.replay_during, self.replay_after, self.status_after_window
+            "  replayed deliveries received: {} during the window, {} after it; replay status right after the window: {}",
+            self.replay_during, self.replay_after, self.status_after_window
         );
         println!(
             "  replay delivered {} of {} at {} deliveries/s (from acceptance to last receipt); {} duplicate receipts",
@@ -557,43 +564,27 @@ async fn live_during_replay(
         senders.push(connect(target.addr).await.expect("connect to the daemon"));
     }
 
-    // Start the replay; the window opens once it is accepted.
+    // The window opens at `begin`, and the replay request goes out at that instant, so the live
+    // events see all of the replay: the request's synchronous count of the matches, the replay
+    // worker's scans and the deliveries.
     let from = receiver.len();
     let cpu = CpuMeter::start(pid);
     let path = format!("/v1/hooks/{replay_hook}/replay");
-    let request_start = Instant::now();
-    let answer = api
-        .call_within(
-            Method::POST,
-            &path,
-            Some(Bytes::from(json!({"from_offset": 1}).to_string())),
-            SCAN_TIMEOUT,
-        )
-        .await;
-    let accepted = Instant::now();
-    let (replay_id, replay_matched) = match answer {
-        Ok((StatusCode::ACCEPTED, bytes)) => {
-            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            (
-                v["replay_id"].as_str().map(str::to_string),
-                v["matched"].as_u64(),
-            )
-        }
-        Ok((status, bytes)) => {
-            println!(
-                "  replay answered {status}: {} — measuring live latency without it",
-                String::from_utf8_lossy(&bytes)
-            );
-            (None, None)
-        }
-        Err(e) => {
-            println!("  replay: {e} — measuring live latency without it");
-            (None, None)
-        }
-    };
-
-    let begin = Instant::now() + Duration::from_millis(5);
+    let begin = Instant::now() + Duration::from_millis(20);
     let give_up = begin + Duration::from_secs_f64(seconds) + LIVE_GRACE;
+    let replay_request = {
+        let (target, path) = (target.clone(), path.clone());
+        tokio::spawn(async move {
+            let mut api = Api::new(&target);
+            let body = Bytes::from(json!({"from_offset": 1}).to_string());
+            tokio::time::sleep_until(begin.into()).await;
+            let start = Instant::now();
+            let answer = api
+                .call_within(Method::POST, &path, Some(body), SCAN_TIMEOUT)
+                .await;
+            (start, Instant::now(), answer)
+        })
+    };
     let mut schedules = Vec::new();
     let tasks: Vec<_> = senders
         .into_iter()
@@ -658,6 +649,27 @@ async fn live_during_replay(
         }
     }
     let window_end = Instant::now();
+    let (request_start, accepted, answer) = replay_request.await.expect("replay request task");
+    let (replay_id, replay_matched) = match answer {
+        Ok((StatusCode::ACCEPTED, bytes)) => {
+            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            (
+                v["replay_id"].as_str().map(str::to_string),
+                v["matched"].as_u64(),
+            )
+        }
+        Ok((status, bytes)) => {
+            println!(
+                "  replay answered {status}: {} — live latency was measured without it",
+                String::from_utf8_lossy(&bytes)
+            );
+            (None, None)
+        }
+        Err(e) => {
+            println!("  replay: {e} — live latency was measured without it");
+            (None, None)
+        }
+    };
     let status_after_window = match &replay_id {
         Some(id) => match api.json(Method::GET, &format!("{path}s/{id}"), None).await {
             Ok((StatusCode::OK, v)) => format!(
@@ -698,7 +710,6 @@ async fn live_during_replay(
     let replayed = wait_for_arrivals(receiver, from, &replay_hooks, expected).await;
     let cpu = cpu.finish();
     let in_window = |r: &&Receipt| r.at >= begin && r.at <= window_end;
-    let replay_before = replayed.receipts.iter().filter(|r| r.at < begin).count();
     let replay_during = replayed.receipts.iter().filter(in_window).count();
     let replay_elapsed = replayed
         .receipts
@@ -710,6 +721,13 @@ async fn live_during_replay(
     LiveResult {
         replay_matched,
         replay_request: accepted - request_start,
+        replay_sent_at: request_start.saturating_duration_since(begin),
+        replay_first_receipt_at: replayed
+            .receipts
+            .iter()
+            .map(|r| r.at)
+            .min()
+            .map(|first| first.saturating_duration_since(begin)),
         offered: total,
         acked,
         received: from_send.len(),
@@ -717,9 +735,8 @@ async fn live_during_replay(
         from_send,
         from_due,
         window: window_end.saturating_duration_since(begin),
-        replay_before,
         replay_during,
-        replay_after: replayed.receipts.len() - replay_before - replay_during,
+        replay_after: replayed.receipts.len() - replay_during,
         status_after_window,
         replay_elapsed,
         replay_duplicates: replayed.duplicates,
