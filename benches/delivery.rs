@@ -51,28 +51,31 @@
 //! fails (the daemon does not start, a hook cannot be created). Both daemons get SIGTERM (then
 //! SIGKILL if they hang) at the end. Only 127.0.0.1 is ever connected to.
 
+mod support;
+
 use std::collections::{HashMap, HashSet};
-use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self as client_http1, SendRequest};
+use http_body_util::Full;
 use hyper::header::{HeaderName, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
-use tokio::net::{TcpListener, TcpStream};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rev23-webhooks");
+use support::daemon::{Daemon, DaemonOptions};
+use support::http::{connect, create_hooks, exchange, Api, ApiTarget, Sender, MATCH_TIMEOUT};
+use support::measure::{
+    loadavg, micros, pct_ms, per_sec, percentile, print_load, read_status_kib, self_cpu_secs,
+    wait_for_quiet_machine, CpuMeter, CpuUse, LoadAvg, RssSampler,
+};
+use support::payload;
+use support::receiver::{
+    wait_for_arrivals, Arrivals, Captured, Receiver, DELIVERY_TIMEOUT, STALL_TIMEOUT,
+};
+use support::report::{fmt_kib, fmt_rate, fmt_us, Table, Verdict};
 
 /// Full-size counts (multiplied by `BENCH_SCALE`).
 const BACKLOG_EVENTS: f64 = 50_000.0;
@@ -82,11 +85,7 @@ const LATENCY_SECONDS: f64 = 10.0;
 const LATENCY_RATE: u64 = 500;
 const IDLE_HOOKS: f64 = 1_000.0;
 
-/// Events per `POST /v1/events` when pre-loading.
-const INGEST_BATCH: usize = 1_000;
 const LATENCY_CONNECTIONS: usize = 8;
-/// Concurrent connections creating hooks in bulk.
-const CREATE_CONNECTIONS: usize = 8;
 /// The lane's in-flight limit (`delivery.max_in_flight` default), used by the raw client.
 const RAW_IN_FLIGHT: usize = 16;
 
@@ -97,33 +96,15 @@ const TARGET_P99_MS: f64 = 25.0;
 const TARGET_RAW_RATIO: f64 = 0.5;
 const TARGET_IDLE_RSS_MIB: f64 = 100.0;
 
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest one request to the daemon may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest the bench waits for a scenario's deliveries.
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
-/// ... or for the next one, once deliveries stop arriving.
-const STALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest the bench waits for the hooks projector to match a backlog.
-const MATCH_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest the raw client runs.
 const RAW_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the idle-hooks daemon idles while it is sampled.
 const IDLE_SETTLE: Duration = Duration::from_secs(5);
-const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(50);
-const POLL_EVERY: Duration = Duration::from_millis(5);
-/// Receipts the receiver keeps at most (it still answers past it).
-const MAX_RECEIPTS: usize = 4_000_000;
-/// Longest the bench waits for a quiet machine when `BENCH_MAX_LOAD` is set.
-const LOAD_WAIT: Duration = Duration::from_secs(300);
 
 fn main() {
-    let scale = std::env::var("BENCH_SCALE")
-        .ok()
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 10.0)
-        .unwrap_or(1.0);
+    let scale = support::bench_scale();
     let scaled = |full: f64, min: usize| ((full * scale).round() as usize).max(min);
     let backlog = scaled(BACKLOG_EVENTS, 1_000);
     let fanout_events = scaled(FANOUT_EVENTS, 50);
@@ -143,7 +124,7 @@ fn main() {
         .expect("temp dir under CARGO_TARGET_TMPDIR");
     let receiver = Arc::new(Receiver::start());
     println!("receiver on http://{}", receiver.addr);
-    let mut daemon = Daemon::start(&root.path().join("main"));
+    let mut daemon = Daemon::start(&root.path().join("main"), DaemonOptions::delivering());
     println!(
         "== daemon pid {} on http://{} (data dir {}) ==",
         daemon.pid(),
@@ -156,10 +137,7 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let bench = Bench {
-        api: ApiTarget {
-            addr: daemon.addr,
-            key: daemon.owner_key.clone(),
-        },
+        api: daemon.api(),
         receiver: receiver.clone(),
         pid: daemon.pid(),
     };
@@ -235,813 +213,16 @@ fn main() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Machine load
-
-/// The 1-, 5- and 15-minute load averages (None if /proc/loadavg is unreadable).
-type LoadAvg = Option<(f64, f64, f64)>;
-
-/// Reads the load averages from /proc/loadavg.
-fn loadavg() -> LoadAvg {
-    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
-    let mut it = text.split_whitespace().map(|v| v.parse::<f64>().ok());
-    Some((it.next()??, it.next()??, it.next()??))
-}
-
-fn fmt_load(l: LoadAvg) -> String {
-    l.map_or("n/a".into(), |(a, b, c)| format!("{a:.2} {b:.2} {c:.2}"))
-}
-
-fn print_load() -> LoadAvg {
-    let l = loadavg();
-    println!("  load average (1/5/15 min): {}", fmt_load(l));
-    l
-}
-
-/// With `BENCH_MAX_LOAD=X`, waits (at most [`LOAD_WAIT`]) until the 1-minute load is below X.
-fn wait_for_quiet_machine() {
-    let Some(max) = std::env::var("BENCH_MAX_LOAD")
-        .ok()
-        .and_then(|s| s.trim().parse::<f64>().ok())
-    else {
-        return;
-    };
-    let start = Instant::now();
-    loop {
-        let now = loadavg().map_or(0.0, |l| l.0);
-        if now < max {
-            println!(
-                "1-minute load {now:.2} < {max} after {:.0} s of waiting",
-                start.elapsed().as_secs_f64()
-            );
-            return;
-        }
-        if start.elapsed() > LOAD_WAIT {
-            println!("1-minute load still {now:.2} ≥ {max} after {LOAD_WAIT:?}; running anyway");
-            return;
-        }
-        std::thread::sleep(Duration::from_secs(5));
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Payloads
 
 /// The `data` object of event `n`: a customer-like record of realistic size (~200 bytes).
 fn data_json(prefix: &str, n: u64) -> String {
-    format!(
-        concat!(
-            r#"{{"id":"{prefix}_{n:010}","first_name":"Ada","last_name":"Lovelace","#,
-            r#""email":"ada.{n:010}@example.com","phone_number":"+1555{p:07}","#,
-            r#""city":"London","country":"GB","notes":"delivery benchmark"}}"#
-        ),
-        prefix = prefix,
-        n = n,
-        p = n % 10_000_000
-    )
+    payload::data_json(prefix, n, "delivery benchmark")
 }
 
-/// Bodies of `count` events of `kind`, `INGEST_BATCH` per request, each with its own `data.id`.
+/// Bodies of `count` events of `kind`, 1,000 per request, each with its own `data.id`.
 fn batch_bodies(kind: &str, prefix: &str, count: usize) -> Vec<(usize, Bytes)> {
-    let mut out = Vec::new();
-    let mut n = 0usize;
-    while n < count {
-        let len = INGEST_BATCH.min(count - n);
-        let items: Vec<String> = (n..n + len)
-            .map(|i| {
-                format!(
-                    r#"{{"type":"{kind}","data":{}}}"#,
-                    data_json(prefix, i as u64)
-                )
-            })
-            .collect();
-        out.push((len, Bytes::from(format!("[{}]", items.join(",")))));
-        n += len;
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------------------------
-// The receiver
-
-/// One request the receiver answered.
-#[derive(Clone)]
-struct Receipt {
-    at: Instant,
-    hook_id: String,
-    webhook_id: String,
-}
-
-/// The first delivery received, kept to be replayed by the raw client.
-struct Captured {
-    path: String,
-    headers: Vec<(HeaderName, HeaderValue)>,
-    body: Bytes,
-}
-
-#[derive(Default)]
-struct ReceiverShared {
-    log: Mutex<Vec<Receipt>>,
-    connections: AtomicU64,
-    captured: OnceLock<Captured>,
-}
-
-/// A hyper server on 127.0.0.1 in its own thread and runtime: answers 200 with an empty body.
-struct Receiver {
-    addr: SocketAddr,
-    shared: Arc<ReceiverShared>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let shared = Arc::new(ReceiverShared::default());
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (addr_tx, addr_rx) = mpsc::channel();
-        let thread_shared = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("receiver".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name("receiver-rt")
-                    .enable_all()
-                    .build()
-                    .expect("receiver runtime");
-                rt.block_on(serve(thread_shared, addr_tx, stop_rx));
-            })
-            .expect("spawn receiver thread");
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("receiver bound its port");
-        Receiver {
-            addr,
-            shared,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    fn len(&self) -> usize {
-        self.shared.log.lock().expect("receiver log").len()
-    }
-
-    fn connections(&self) -> u64 {
-        self.shared.connections.load(Ordering::Acquire)
-    }
-
-    fn captured(&self) -> Option<&Captured> {
-        self.shared.captured.get()
-    }
-
-    /// Receipts from index `from` on whose hook is in `hooks`; returns them and the next index.
-    fn take_since(&self, from: usize, hooks: &HashSet<String>) -> (Vec<Receipt>, usize) {
-        let log = self.shared.log.lock().expect("receiver log");
-        let new = log
-            .get(from..)
-            .unwrap_or_default()
-            .iter()
-            .filter(|r| hooks.contains(&r.hook_id))
-            .cloned()
-            .collect();
-        (new, log.len())
-    }
-
-    fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-async fn serve(
-    shared: Arc<ReceiverShared>,
-    addr_tx: mpsc::Sender<SocketAddr>,
-    mut stop_rx: tokio::sync::oneshot::Receiver<()>,
-) {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind receiver");
-    let _ = addr_tx.send(listener.local_addr().expect("receiver address"));
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((s, _)) => s,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    continue;
-                }
-            },
-            _ = &mut stop_rx => break,
-        };
-        let _ = stream.set_nodelay(true);
-        shared.connections.fetch_add(1, Ordering::AcqRel);
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(receive(&shared, req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
-async fn receive(shared: &ReceiverShared, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let at = Instant::now();
-    let header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
-    let receipt = Receipt {
-        at,
-        hook_id: header("rev23-hook-id"),
-        webhook_id: header("webhook-id"),
-    };
-    if shared.captured.get().is_none() && receipt.hook_id.starts_with("hook_") {
-        let headers = parts
-            .headers
-            .iter()
-            .filter(|(n, _)| *n != hyper::header::HOST && *n != hyper::header::CONTENT_LENGTH)
-            .map(|(n, v)| (n.clone(), v.clone()))
-            .collect();
-        let _ = shared.captured.set(Captured {
-            path: parts.uri.path().to_string(),
-            headers,
-            body,
-        });
-    }
-    {
-        let mut log = shared.log.lock().expect("receiver log");
-        if log.len() < MAX_RECEIPTS {
-            log.push(receipt);
-        }
-    }
-    Response::new(Full::new(Bytes::new()))
-}
-
-/// What arrived for a scenario's hooks, distinct by (hook, webhook-id).
-struct Arrivals {
-    /// First receipt of each distinct delivery, in arrival order.
-    receipts: Vec<Receipt>,
-    duplicates: u64,
-    timed_out: bool,
-    stalled: bool,
-}
-
-/// Collects receipts for `hooks` from log index `from` until `expected` distinct deliveries
-/// arrived, [`DELIVERY_TIMEOUT`] passed, or none arrived for [`STALL_TIMEOUT`].
-async fn wait_for_arrivals(
-    receiver: &Receiver,
-    from: usize,
-    hooks: &HashSet<String>,
-    expected: usize,
-) -> Arrivals {
-    let start = Instant::now();
-    let mut pos = from;
-    let mut seen: HashSet<(String, String)> = HashSet::with_capacity(expected);
-    let mut out = Arrivals {
-        receipts: Vec::with_capacity(expected),
-        duplicates: 0,
-        timed_out: false,
-        stalled: false,
-    };
-    let mut last_progress = Instant::now();
-    while out.receipts.len() < expected {
-        let (new, next) = receiver.take_since(pos, hooks);
-        pos = next;
-        if !new.is_empty() {
-            last_progress = Instant::now();
-        }
-        for r in new {
-            if seen.insert((r.hook_id.clone(), r.webhook_id.clone())) {
-                out.receipts.push(r);
-            } else {
-                out.duplicates += 1;
-            }
-        }
-        if out.receipts.len() >= expected {
-            break;
-        }
-        if start.elapsed() > DELIVERY_TIMEOUT {
-            out.timed_out = true;
-            break;
-        }
-        if last_progress.elapsed() > STALL_TIMEOUT {
-            out.stalled = true;
-            break;
-        }
-        tokio::time::sleep(POLL_EVERY).await;
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------------------------
-// The daemon process
-
-struct Daemon {
-    child: Option<Child>,
-    addr: SocketAddr,
-    data_dir: PathBuf,
-    owner_key: String,
-}
-
-impl Daemon {
-    fn start(root: &Path) -> Daemon {
-        std::fs::create_dir_all(root).expect("daemon root dir");
-        let data_dir = root.join("daemon-data");
-        let config_path = root.join("bench-config.toml");
-        let config = format!(
-            concat!(
-                "listen = \"127.0.0.1:0\"\n",
-                "data_dir = {:?}\n",
-                "\n[limits]\n",
-                "rate_limit_per_minute = 1000000000\n",
-                "ingest_rate_limit_per_minute = 1000000000\n",
-                "\n[log]\n",
-                "level = \"warn\"\n",
-                "\n[policy]\n",
-                "allow_private_networks = [\"127.0.0.0/8\"]\n",
-            ),
-            data_dir.display().to_string()
-        );
-        std::fs::write(&config_path, config).expect("write bench config");
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .arg("--config")
-            .arg(&config_path)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn the daemon");
-        let stdout = child.stdout.take().expect("daemon stdout");
-        let (tx, rx) = mpsc::channel();
-        // Keeps draining stdout so the daemon never blocks on a full pipe. The owner key line
-        // is not echoed (it holds a secret).
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("rev23-webhooks listening on ") {
-                    let _ = tx.send(url.trim().to_string());
-                }
-            }
-        });
-        let mut daemon = Daemon {
-            child: Some(child),
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: data_dir.clone(),
-            owner_key: String::new(),
-        };
-        let url = rx
-            .recv_timeout(START_TIMEOUT)
-            .expect("the daemon did not print its listening line in time (or exited)");
-        let addr: SocketAddr = url
-            .strip_prefix("http://")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected listening address {url:?}"));
-        assert!(
-            addr.ip().is_loopback(),
-            "the daemon must listen on 127.0.0.1, got {addr}"
-        );
-        daemon.addr = SocketAddr::from(([127, 0, 0, 1], addr.port()));
-        daemon.owner_key = std::fs::read_to_string(data_dir.join("owner.key"))
-            .expect("read owner.key")
-            .trim()
-            .to_string();
-        daemon
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    /// SIGTERM, then waits (bounded); kills it if it does not exit in time.
-    fn stop(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
-        // SAFETY: plain kill(2) on the child we spawned and have not reaped yet.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return status.code(),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                _ => {
-                    eprintln!("daemon did not exit within {STOP_TIMEOUT:?} of SIGTERM; killing it");
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return None;
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// /proc sampling
-
-/// A `/proc/<pid>/status` field in KiB (`VmRSS:`, `VmHWM:`).
-fn read_status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..].split_whitespace().next()?.parse().ok()
-}
-
-/// utime + stime of a process, in seconds.
-fn process_cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_comm = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    // Fields 14 and 15 of stat(5); `after_comm` starts at field 3.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (ticks > 0).then(|| (utime + stime) as f64 / ticks as f64)
-}
-
-/// CPU seconds used by this process (load generator and receiver).
-fn self_cpu_secs() -> f64 {
-    // SAFETY: getrusage writes into the zeroed struct we pass.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-/// CPU use of the daemon and of this process over an interval, in cores.
-struct CpuMeter {
-    pid: u32,
-    start: Instant,
-    daemon: f64,
-    me: f64,
-}
-
-#[derive(Clone, Copy, Default)]
-struct CpuUse {
-    daemon_cores: f64,
-    bench_cores: f64,
-}
-
-impl CpuMeter {
-    fn start(pid: u32) -> CpuMeter {
-        CpuMeter {
-            pid,
-            start: Instant::now(),
-            daemon: process_cpu_secs(pid).unwrap_or(0.0),
-            me: self_cpu_secs(),
-        }
-    }
-
-    fn finish(&self) -> CpuUse {
-        let wall = self.start.elapsed().as_secs_f64().max(1e-9);
-        CpuUse {
-            daemon_cores: (process_cpu_secs(self.pid).unwrap_or(0.0) - self.daemon) / wall,
-            bench_cores: (self_cpu_secs() - self.me) / wall,
-        }
-    }
-}
-
-impl CpuUse {
-    fn line(&self) -> String {
-        format!(
-            "CPU: daemon {:.2} cores, bench process (receiver + load generator) {:.2} cores",
-            self.daemon_cores, self.bench_cores
-        )
-    }
-}
-
-/// Samples the daemon's VmRSS every [`RSS_SAMPLE_EVERY`], keeping the overall peak and the peak
-/// since the last [`RssSampler::take_phase_peak`].
-struct RssSampler {
-    stop: Arc<AtomicBool>,
-    peak_kib: Arc<AtomicU64>,
-    phase_peak_kib: Arc<AtomicU64>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl RssSampler {
-    fn start(pid: u32) -> RssSampler {
-        let stop = Arc::new(AtomicBool::new(false));
-        let peak_kib = Arc::new(AtomicU64::new(0));
-        let phase_peak_kib = Arc::new(AtomicU64::new(0));
-        let (s, p, pp) = (stop.clone(), peak_kib.clone(), phase_peak_kib.clone());
-        let handle = std::thread::spawn(move || {
-            while !s.load(Ordering::Acquire) {
-                let Some(kib) = read_status_kib(pid, "VmRSS:") else {
-                    break;
-                };
-                p.fetch_max(kib, Ordering::AcqRel);
-                pp.fetch_max(kib, Ordering::AcqRel);
-                std::thread::sleep(RSS_SAMPLE_EVERY);
-            }
-        });
-        RssSampler {
-            stop,
-            peak_kib,
-            phase_peak_kib,
-            handle: Some(handle),
-        }
-    }
-
-    fn reset_phase(&self) {
-        self.phase_peak_kib.store(0, Ordering::Release);
-    }
-
-    fn take_phase_peak(&self) -> u64 {
-        self.phase_peak_kib.swap(0, Ordering::AcqRel)
-    }
-
-    /// Stops sampling; returns the overall peak in KiB.
-    fn stop(mut self) -> u64 {
-        self.stop.store(true, Ordering::Release);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-        self.peak_kib.load(Ordering::Acquire)
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// HTTP client (to the daemon's API and, raw, to the receiver)
-
-type Sender = SendRequest<Full<Bytes>>;
-
-async fn connect(addr: SocketAddr) -> Result<Sender, String> {
-    assert!(
-        addr.ip().is_loopback(),
-        "the bench connects only to 127.0.0.1"
-    );
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| format!("connect: {e}"))?;
-    stream
-        .set_nodelay(true)
-        .map_err(|e| format!("nodelay: {e}"))?;
-    let (sender, conn) = client_http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
-}
-
-/// Sends `request` and reads the whole response (bounded by [`REQUEST_TIMEOUT`]).
-async fn exchange(
-    sender: &mut Sender,
-    request: Request<Full<Bytes>>,
-) -> Result<(StatusCode, Bytes), String> {
-    let exchange = async {
-        sender
-            .ready()
-            .await
-            .map_err(|e| format!("connection: {e}"))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("send: {e}"))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("body: {e}"))?
-            .to_bytes();
-        Ok((status, body))
-    };
-    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-        .await
-        .map_err(|_| format!("no response within {REQUEST_TIMEOUT:?}"))?
-}
-
-#[derive(Clone)]
-struct ApiTarget {
-    addr: SocketAddr,
-    key: String,
-}
-
-/// A keep-alive connection to the daemon's API (reconnects after a transport error).
-struct Api {
-    target: ApiTarget,
-    conn: Option<Sender>,
-}
-
-impl Api {
-    fn new(target: &ApiTarget) -> Api {
-        Api {
-            target: target.clone(),
-            conn: None,
-        }
-    }
-
-    async fn call(
-        &mut self,
-        method: Method,
-        path: &str,
-        body: Option<Bytes>,
-    ) -> Result<(StatusCode, Bytes), String> {
-        if self.conn.is_none() {
-            self.conn = Some(connect(self.target.addr).await?);
-        }
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, self.target.addr.to_string())
-            .header("x-api-key", self.target.key.as_str());
-        if body.is_some() {
-            builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
-        }
-        let request = builder
-            .body(Full::new(body.unwrap_or_default()))
-            .map_err(|e| format!("request: {e}"))?;
-        let conn = self.conn.as_mut().expect("connected");
-        let result = exchange(conn, request).await;
-        if result.is_err() {
-            self.conn = None;
-        }
-        result
-    }
-
-    async fn json(
-        &mut self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<(StatusCode, Value), String> {
-        let body = body.map(|b| Bytes::from(b.to_string()));
-        let (status, bytes) = self.call(method, path, body).await?;
-        Ok((
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        ))
-    }
-
-    /// `POST /v1/hooks`; the new hook's id.
-    async fn create_hook(&mut self, spec: &Value) -> Result<String, String> {
-        let (status, body) = self.json(Method::POST, "/v1/hooks", Some(spec)).await?;
-        match body["id"].as_str() {
-            Some(id) if status == StatusCode::CREATED => Ok(id.to_string()),
-            _ => Err(format!("POST /v1/hooks answered {status}: {body}")),
-        }
-    }
-
-    async fn set_state(&mut self, hook: &str, state: &str) -> Result<(), String> {
-        let (status, body) = self
-            .json(
-                Method::PATCH,
-                &format!("/v1/hooks/{hook}"),
-                Some(&json!({ "state": state })),
-            )
-            .await?;
-        if status == StatusCode::OK && body["state"] == state {
-            Ok(())
-        } else {
-            Err(format!("PATCH state {state} answered {status}: {body}"))
-        }
-    }
-
-    async fn get_hook(&mut self, hook: &str) -> Result<Value, String> {
-        let (status, body) = self
-            .json(Method::GET, &format!("/v1/hooks/{hook}"), None)
-            .await?;
-        if status == StatusCode::OK {
-            Ok(body)
-        } else {
-            Err(format!("GET hook answered {status}: {body}"))
-        }
-    }
-
-    async fn delete_hook(&mut self, hook: &str) {
-        match self
-            .call(Method::DELETE, &format!("/v1/hooks/{hook}"), None)
-            .await
-        {
-            Ok((StatusCode::NO_CONTENT, _)) => {}
-            Ok((status, body)) => println!(
-                "  DELETE hook {hook} answered {status}: {}",
-                String::from_utf8_lossy(&body)
-            ),
-            Err(e) => println!("  DELETE hook {hook}: {e}"),
-        }
-    }
-
-    /// Posts the bodies one after another; returns the events acknowledged (201).
-    async fn post_batches(&mut self, bodies: Vec<(usize, Bytes)>) -> usize {
-        let mut acked = 0;
-        for (count, body) in bodies {
-            match self.call(Method::POST, "/v1/events", Some(body)).await {
-                Ok((StatusCode::CREATED, _)) => acked += count,
-                Ok((status, body)) => println!(
-                    "  POST /v1/events answered {status}: {}",
-                    String::from_utf8_lossy(&body)
-                        .chars()
-                        .take(300)
-                        .collect::<String>()
-                ),
-                Err(e) => println!("  POST /v1/events: {e}"),
-            }
-        }
-        acked
-    }
-
-    /// Polls the hook until its `head_sequence` reaches `head` (at most [`MATCH_TIMEOUT`]).
-    async fn wait_for_head(&mut self, hook: &str, head: u64) -> Option<Duration> {
-        let start = Instant::now();
-        while start.elapsed() < MATCH_TIMEOUT {
-            if let Ok(h) = self.get_hook(hook).await {
-                if h["head_sequence"].as_u64().unwrap_or(0) >= head {
-                    return Some(start.elapsed());
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        None
-    }
-}
-
-/// Creates one hook per spec over [`CREATE_CONNECTIONS`] connections; panics if one fails.
-async fn create_hooks(target: &ApiTarget, specs: Vec<Value>) -> Vec<String> {
-    let specs = Arc::new(specs);
-    let next = Arc::new(AtomicU64::new(0));
-    let tasks: Vec<_> = (0..CREATE_CONNECTIONS)
-        .map(|_| {
-            let (specs, next, target) = (specs.clone(), next.clone(), target.clone());
-            tokio::spawn(async move {
-                let mut api = Api::new(&target);
-                let mut ids = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::AcqRel) as usize;
-                    let Some(spec) = specs.get(i) else { break };
-                    ids.push(api.create_hook(spec).await.expect("create hook"));
-                }
-                ids
-            })
-        })
-        .collect();
-    let mut ids = Vec::with_capacity(specs.len());
-    for t in tasks {
-        ids.extend(t.await.expect("hook creation task"));
-    }
-    ids
-}
-
-// ---------------------------------------------------------------------------------------------
-// Statistics
-
-fn micros(d: Duration) -> u32 {
-    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
-}
-
-fn pct_ms(sorted: &[u32], p: f64) -> Option<f64> {
-    percentile(sorted, p).map(|us| f64::from(us) / 1000.0)
-}
-
-fn per_sec(count: u64, elapsed: Duration) -> f64 {
-    count as f64 / elapsed.as_secs_f64().max(1e-9)
+    payload::batch_bodies(kind, prefix, "delivery benchmark", count)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1379,15 +560,8 @@ async fn post_event(
     target: &ApiTarget,
     body: Bytes,
 ) -> Result<(StatusCode, Bytes), String> {
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri("/v1/events")
-        .header(hyper::header::HOST, target.addr.to_string())
-        .header("x-api-key", target.key.as_str())
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(body))
-        .map_err(|e| format!("request: {e}"))?;
-    exchange(sender, request).await
+    let request = target.request(Method::POST, "/v1/events", Some(body))?;
+    exchange(sender, request, REQUEST_TIMEOUT).await
 }
 
 async fn latency_scenario(b: &Bench, seconds: f64) -> LatencyResult {
@@ -1631,7 +805,7 @@ async fn raw_scenario(receiver: &Receiver, captured: &Captured, count: u64) -> R
                         builder = builder.header(n, v);
                     }
                     let request = builder.body(Full::new(body.clone())).expect("raw request");
-                    match exchange(conn, request).await {
+                    match exchange(conn, request, REQUEST_TIMEOUT).await {
                         Ok((StatusCode::OK, _)) => ok += 1,
                         Ok(_) => errors += 1,
                         Err(_) => {
@@ -1704,13 +878,10 @@ fn idle_scenario(
     receiver: &Receiver,
     count: usize,
 ) -> IdleResult {
-    let mut daemon = Daemon::start(root);
+    let mut daemon = Daemon::start(root, DaemonOptions::delivering());
     let pid = daemon.pid();
     println!("  daemon pid {pid} on http://{}", daemon.addr);
-    let target = ApiTarget {
-        addr: daemon.addr,
-        key: daemon.owner_key.clone(),
-    };
+    let target = daemon.api();
     let rss_before_kib = read_status_kib(pid, "VmRSS:");
     let specs = (0..count)
         .map(|i| {
@@ -1743,34 +914,6 @@ fn idle_scenario(
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Output
-
-fn fmt_rate(v: f64) -> String {
-    let n = v.round().max(0.0) as u64;
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn fmt_us(us: Option<u32>) -> String {
-    match us {
-        Some(us) if us >= 10_000 => format!("{:.1} ms", f64::from(us) / 1000.0),
-        Some(us) => format!("{:.2} ms", f64::from(us) / 1000.0),
-        None => "n/a".into(),
-    }
-}
-
-fn fmt_kib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
 struct Summary {
     scale: f64,
     backlog_none: Drain,
@@ -1784,35 +927,6 @@ struct Summary {
     loads: Vec<(String, LoadAvg)>,
 }
 
-enum Verdict {
-    AtLeast(f64),
-    AtMost(f64),
-    Info,
-}
-
-fn row(name: &str, measured: String, target: &str, value: Option<f64>, verdict: Verdict) {
-    let result = match (verdict, value) {
-        (Verdict::Info, _) => "info",
-        (_, None) => "MISS (no data)",
-        (Verdict::AtLeast(t), Some(v)) => {
-            if v >= t {
-                "PASS"
-            } else {
-                "MISS"
-            }
-        }
-        (Verdict::AtMost(t), Some(v)) => {
-            if v <= t {
-                "PASS"
-            } else {
-                "MISS"
-            }
-        }
-    };
-    println!("{name:<48} {measured:>22}   {target:<14} {result}");
-}
-
-/// A throughput figure counts only when every delivery arrived.
 fn complete_rate(d: &Drain) -> Option<f64> {
     d.rate().filter(|_| d.received >= d.expected)
 }
@@ -1832,12 +946,14 @@ fn print_table(s: &Summary) {
         "\n=========================== DELIVERY SUMMARY (BENCH_SCALE={}) ===========================",
         s.scale
     );
-    println!(
-        "{:<48} {:>22}   {:<14} result",
-        "metric", "measured", "target"
-    );
+    let table = Table {
+        name: 48,
+        measured: 22,
+        target: 14,
+    };
+    table.header();
     println!("{}", "-".repeat(94));
-    row(
+    table.row(
         &format!(
             "1  backlog drain, ordering none ({} events)",
             s.backlog_none.expected
@@ -1847,7 +963,7 @@ fn print_table(s: &Summary) {
         none,
         Verdict::AtLeast(TARGET_BACKLOG_DPS),
     );
-    row(
+    table.row(
         &format!(
             "1b backlog drain, ordering entity ({})",
             s.backlog_entity.expected
@@ -1857,7 +973,7 @@ fn print_table(s: &Summary) {
         entity,
         Verdict::AtLeast(TARGET_BACKLOG_DPS),
     );
-    row(
+    table.row(
         &format!(
             "2  fan-out, {FANOUT_HOOKS} hooks ({} deliveries)",
             s.fanout.expected
@@ -1867,7 +983,7 @@ fn print_table(s: &Summary) {
         fanout,
         Verdict::AtLeast(TARGET_FANOUT_DPS),
     );
-    row(
+    table.row(
         &format!(
             "3  append→receipt p50 at {LATENCY_RATE}/s ({} events)",
             l.received
@@ -1877,21 +993,21 @@ fn print_table(s: &Summary) {
         pct_ms(&l.from_due, 50.0),
         Verdict::AtMost(TARGET_P50_MS),
     );
-    row(
+    table.row(
         "3  append→receipt p99",
         ms(pct_ms(&l.from_due, 99.0)),
         "<= 25 ms",
         pct_ms(&l.from_due, 99.0),
         Verdict::AtMost(TARGET_P99_MS),
     );
-    row(
+    table.row(
         "3  append→receipt max",
         ms(l.from_due.last().map(|&us| f64::from(us) / 1000.0)),
         "",
         None,
         Verdict::Info,
     );
-    row(
+    table.row(
         "3    of which ingest ack p50 / p99",
         format!(
             "{} / {}",
@@ -1902,42 +1018,42 @@ fn print_table(s: &Summary) {
         None,
         Verdict::Info,
     );
-    row(
+    table.row(
         "4  raw hyper client, 16 in flight",
         rate(raw),
         "",
         None,
         Verdict::Info,
     );
-    row(
+    table.row(
         "4  engine (1, none) / raw",
         ratio.map_or("n/a".into(), |r| format!("{r:.2}x")),
         ">= 0.5",
         ratio,
         Verdict::AtLeast(TARGET_RAW_RATIO),
     );
-    row(
+    table.row(
         &format!("5  VmHWM, fresh daemon with {} idle hooks", s.idle.hooks),
         s.idle.hwm_kib.map_or("n/a".into(), fmt_kib),
         "<= 100 MiB",
         s.idle.hwm_kib.map(mib),
         Verdict::AtMost(TARGET_IDLE_RSS_MIB),
     );
-    row(
+    table.row(
         "5  peak sampled VmRSS while idle",
         fmt_kib(s.idle.peak_idle_kib),
         "<= 100 MiB",
         Some(mib(s.idle.peak_idle_kib)),
         Verdict::AtMost(TARGET_IDLE_RSS_MIB),
     );
-    row(
+    table.row(
         "5  idle daemon CPU",
         format!("{:.3} cores", s.idle.idle_cpu.daemon_cores),
         "",
         None,
         Verdict::Info,
     );
-    row(
+    table.row(
         "main daemon peak VmRSS / VmHWM (scenarios 1-3)",
         format!(
             "{} / {}",

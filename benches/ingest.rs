@@ -51,30 +51,32 @@
 //! batch size; for single events the daemon's group commit folds many requests into one fsync,
 //! so that ratio can (and should) exceed 1.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, StatusCode};
 use redb::{Durability, ReadableTable};
 use rev23_webhooks::clock;
 use rev23_webhooks::config::Config;
 use rev23_webhooks::ids;
 use rev23_webhooks::journal::codec::{self, Envelope, Origin};
 use rev23_webhooks::journal::schema;
-use tokio::net::TcpStream;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rev23-webhooks");
+use support::daemon::{Daemon, DaemonOptions};
+use support::http::{
+    connect, exchange, journal_head, max_projector_lag, readyz, settle, ApiTarget, Sender,
+};
+use support::measure::{
+    micros, pct_ms, per_sec, percentile, read_status_kib, CpuMeter, CpuUse, RssSampler,
+};
+use support::payload;
+use support::report::{fmt_kib, fmt_rate, fmt_us, Table, Verdict};
 
 const DEFAULT_SECONDS: u64 = 5;
 const SINGLE_CLIENTS: usize = 64;
@@ -89,18 +91,12 @@ const TARGET_P99_MS: f64 = 10.0;
 const TARGET_BATCH_RATIO: f64 = 0.5;
 const TARGET_RSS_MIB: f64 = 64.0;
 
-/// Longest the daemon may take to print its listening line.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest the daemon may take to exit after SIGTERM before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest one request may take; past it the request counts as an error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Extra time an open-loop worker may run past its schedule before it gives up.
 const OPEN_LOOP_GRACE: Duration = Duration::from_secs(15);
 /// Longest the bench waits for the daemon to go idle between phases.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
-const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// Bounds on every loop besides its deadline.
 const MAX_REQUESTS_PER_TASK: u64 = 10_000_000;
 const MAX_SAMPLES_PER_TASK: usize = 1_000_000;
@@ -128,7 +124,7 @@ fn main() {
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .expect("temp dir under CARGO_TARGET_TMPDIR");
 
-    let mut daemon = Daemon::start(root.path());
+    let mut daemon = Daemon::start(root.path(), DaemonOptions::default());
     println!(
         "== daemon pid {} on http://{} (data dir {}) ==",
         daemon.pid(),
@@ -140,24 +136,20 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let target = Arc::new(Target {
-        addr: daemon.addr,
-        host: daemon.addr.to_string(),
-        key: daemon.owner_key.clone(),
-    });
+    let target = Arc::new(daemon.api());
 
     let results = runtime.block_on(async {
         sanity_check(&target).await;
         let mut head = journal_head(&target).await.unwrap_or(0);
 
-        settle(&target).await;
+        settle(&target, SETTLE_TIMEOUT).await;
         let raw_single = raw_phase(root.path(), 1, duration).await;
         println!("\n== scenario 1: single events, {SINGLE_CLIENTS} keep-alive connections, closed loop ==");
         let single = closed_loop(&target, &daemon, &rss, SINGLE_CLIENTS, 1, duration).await;
         single.print();
         head = check_head(&target, head, single.stats.ok_events).await;
 
-        settle(&target).await;
+        settle(&target, SETTLE_TIMEOUT).await;
         let raw_batch = raw_phase(root.path(), BATCH_SIZE, duration).await;
         println!("\n== scenario 2: batches of {BATCH_SIZE}, {BATCH_CLIENTS} keep-alive connections, closed loop ==");
         let batch = closed_loop(&target, &daemon, &rss, BATCH_CLIENTS, BATCH_SIZE, duration).await;
@@ -167,7 +159,7 @@ fn main() {
         println!(
             "\n== scenario 3: single events at {OPEN_LOOP_RATE}/s offered, open loop over {OPEN_LOOP_CONNECTIONS} connections =="
         );
-        settle(&target).await;
+        settle(&target, SETTLE_TIMEOUT).await;
         let open = open_loop(&target, &daemon, &rss, duration).await;
         open.print();
         check_head(&target, head, open.ok).await;
@@ -199,15 +191,7 @@ fn main() {
 
 /// The `data` object of event `n`: a customer of realistic size (196 bytes; 231 with the event).
 fn data_json(n: u64) -> String {
-    format!(
-        concat!(
-            r#"{{"id":"cus_bench_{n:010}","first_name":"Ada","last_name":"Lovelace","#,
-            r#""email":"ada.{n:010}@example.com","phone_number":"+1555{p:07}","#,
-            r#""city":"London","country":"GB","notes":"ingest benchmark"}}"#
-        ),
-        n = n,
-        p = n % 10_000_000
-    )
+    payload::data_json("cus_bench", n, "ingest benchmark")
 }
 
 fn event_json(n: u64) -> String {
@@ -345,311 +329,30 @@ fn raw_redb(root: &Path, batch: usize, duration: Duration) -> RawResult {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The daemon process
-
-struct Daemon {
-    child: Option<Child>,
-    addr: SocketAddr,
-    data_dir: PathBuf,
-    owner_key: String,
-}
-
-impl Daemon {
-    fn start(root: &Path) -> Daemon {
-        let data_dir = root.join("daemon-data");
-        let config_path = root.join("bench-config.toml");
-        let config = format!(
-            concat!(
-                "listen = \"127.0.0.1:0\"\n",
-                "data_dir = {:?}\n",
-                "\n[limits]\n",
-                "ingest_rate_limit_per_minute = 1000000000\n",
-                "\n[log]\n",
-                "level = \"warn\"\n",
-            ),
-            data_dir.display().to_string()
-        );
-        std::fs::write(&config_path, config).expect("write bench config");
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .arg("--config")
-            .arg(&config_path)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn the daemon");
-        let stdout = child.stdout.take().expect("daemon stdout");
-        let (tx, rx) = mpsc::channel();
-        // Keeps draining stdout so the daemon never blocks on a full pipe. The owner key line
-        // is not echoed (it holds a secret).
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("rev23-webhooks listening on ") {
-                    let _ = tx.send(url.trim().to_string());
-                }
-            }
-        });
-        let mut daemon = Daemon {
-            child: Some(child),
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: data_dir.clone(),
-            owner_key: String::new(),
-        };
-        let url = rx
-            .recv_timeout(START_TIMEOUT)
-            .expect("the daemon did not print its listening line in time (or exited)");
-        let addr: SocketAddr = url
-            .strip_prefix("http://")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected listening address {url:?}"));
-        assert!(
-            addr.ip().is_loopback(),
-            "the daemon must listen on 127.0.0.1, got {addr}"
-        );
-        daemon.addr = SocketAddr::from(([127, 0, 0, 1], addr.port()));
-        daemon.owner_key = std::fs::read_to_string(data_dir.join("owner.key"))
-            .expect("read owner.key")
-            .trim()
-            .to_string();
-        daemon
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    /// SIGTERM, then waits (bounded); kills it if it does not exit in time.
-    fn stop(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
-        // SAFETY: plain kill(2) on the child we spawned and have not reaped yet.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return status.code(),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                _ => {
-                    eprintln!("daemon did not exit within {STOP_TIMEOUT:?} of SIGTERM; killing it");
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return None;
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// /proc sampling
-
-/// A `/proc/<pid>/status` field in KiB (`VmRSS:`, `VmHWM:`).
-fn read_status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..].split_whitespace().next()?.parse().ok()
-}
-
-/// utime + stime of a process, in seconds.
-fn process_cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_comm = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    // Fields 14 and 15 of stat(5); `after_comm` starts at field 3.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (ticks > 0).then(|| (utime + stime) as f64 / ticks as f64)
-}
-
-/// CPU seconds used by this (load generator) process.
-fn self_cpu_secs() -> f64 {
-    // SAFETY: getrusage writes into the zeroed struct we pass.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-/// CPU use of the daemon and of this process over an interval, in cores.
-struct CpuMeter {
-    pid: u32,
-    start: Instant,
-    daemon: f64,
-    me: f64,
-}
-
-#[derive(Clone, Copy, Default)]
-struct CpuUse {
-    daemon_cores: f64,
-    bench_cores: f64,
-}
-
-impl CpuMeter {
-    fn start(pid: u32) -> CpuMeter {
-        CpuMeter {
-            pid,
-            start: Instant::now(),
-            daemon: process_cpu_secs(pid).unwrap_or(0.0),
-            me: self_cpu_secs(),
-        }
-    }
-
-    fn finish(&self) -> CpuUse {
-        let wall = self.start.elapsed().as_secs_f64().max(1e-9);
-        CpuUse {
-            daemon_cores: (process_cpu_secs(self.pid).unwrap_or(0.0) - self.daemon) / wall,
-            bench_cores: (self_cpu_secs() - self.me) / wall,
-        }
-    }
-}
-
-/// Samples the daemon's VmRSS every [`RSS_SAMPLE_EVERY`], keeping the overall peak and the peak
-/// since the last [`RssSampler::take_phase_peak`].
-struct RssSampler {
-    stop: Arc<AtomicBool>,
-    peak_kib: Arc<AtomicU64>,
-    phase_peak_kib: Arc<AtomicU64>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl RssSampler {
-    fn start(pid: u32) -> RssSampler {
-        let stop = Arc::new(AtomicBool::new(false));
-        let peak_kib = Arc::new(AtomicU64::new(0));
-        let phase_peak_kib = Arc::new(AtomicU64::new(0));
-        let (s, p, pp) = (stop.clone(), peak_kib.clone(), phase_peak_kib.clone());
-        let handle = std::thread::spawn(move || {
-            while !s.load(Ordering::Acquire) {
-                let Some(kib) = read_status_kib(pid, "VmRSS:") else {
-                    break;
-                };
-                p.fetch_max(kib, Ordering::AcqRel);
-                pp.fetch_max(kib, Ordering::AcqRel);
-                std::thread::sleep(RSS_SAMPLE_EVERY);
-            }
-        });
-        RssSampler {
-            stop,
-            peak_kib,
-            phase_peak_kib,
-            handle: Some(handle),
-        }
-    }
-
-    fn reset_phase(&self) {
-        self.phase_peak_kib.store(0, Ordering::Release);
-    }
-
-    fn take_phase_peak(&self) -> u64 {
-        self.phase_peak_kib.swap(0, Ordering::AcqRel)
-    }
-
-    /// Stops sampling; returns the overall peak in KiB.
-    fn stop(mut self) -> u64 {
-        self.stop.store(true, Ordering::Release);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-        self.peak_kib.load(Ordering::Acquire)
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // HTTP client
-
-type Sender = SendRequest<Full<Bytes>>;
-
-struct Target {
-    addr: SocketAddr,
-    host: String,
-    key: String,
-}
-
-async fn connect(addr: SocketAddr) -> Result<Sender, String> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| format!("connect: {e}"))?;
-    stream
-        .set_nodelay(true)
-        .map_err(|e| format!("nodelay: {e}"))?;
-    let (sender, conn) = http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
-}
 
 /// Sends one request on `sender` and reads the whole response (bounded by [`REQUEST_TIMEOUT`]).
 async fn send(
     sender: &mut Sender,
-    target: &Target,
+    target: &ApiTarget,
     method: Method,
     path: &str,
     body: Option<Bytes>,
 ) -> Result<(StatusCode, Bytes), String> {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(hyper::header::HOST, target.host.as_str())
-        .header("x-api-key", target.key.as_str());
-    if body.is_some() {
-        builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
-    }
-    let request = builder
-        .body(Full::new(body.unwrap_or_default()))
-        .map_err(|e| format!("request: {e}"))?;
-    let exchange = async {
-        sender
-            .ready()
-            .await
-            .map_err(|e| format!("connection: {e}"))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("send: {e}"))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("body: {e}"))?
-            .to_bytes();
-        Ok((status, body))
-    };
-    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-        .await
-        .map_err(|_| format!("no response within {REQUEST_TIMEOUT:?}"))?
+    let request = target.request(method, path, body)?;
+    exchange(sender, request, REQUEST_TIMEOUT).await
 }
 
 async fn post_events(
     sender: &mut Sender,
-    target: &Target,
+    target: &ApiTarget,
     body: Bytes,
 ) -> Result<(StatusCode, Bytes), String> {
     send(sender, target, Method::POST, "/v1/events", Some(body)).await
 }
 
 /// One event and one batch, with their responses checked in full, before anything is timed.
-async fn sanity_check(target: &Target) {
+async fn sanity_check(target: &ApiTarget) {
     let mut sender = connect(target.addr).await.expect("connect to the daemon");
     for (batch, body) in [
         (1, bodies(9_999, 1)[0].clone()),
@@ -683,67 +386,9 @@ async fn sanity_check(target: &Target) {
     );
 }
 
-/// The `/readyz` body (journal head, write queue, projector lags).
-async fn readyz(target: &Target) -> Option<serde_json::Value> {
-    let mut sender = connect(target.addr).await.ok()?;
-    let (_, body) = send(&mut sender, target, Method::GET, "/readyz", None)
-        .await
-        .ok()?;
-    serde_json::from_slice(&body).ok()
-}
-
-/// The largest projector lag in a `/readyz` body.
-fn max_projector_lag(ready: &serde_json::Value) -> u64 {
-    ready["projectors"]
-        .as_object()
-        .map(|ps| {
-            ps.values()
-                .filter_map(|p| p["lag"].as_u64())
-                .max()
-                .unwrap_or(0)
-        })
-        .unwrap_or(0)
-}
-
-async fn journal_head(target: &Target) -> Option<u64> {
-    readyz(target).await?["journal_head"].as_u64()
-}
-
-/// Waits (at most [`SETTLE_TIMEOUT`]) until the write queue is empty and the projectors have
-/// caught up, so one scenario's backlog does not land in the next one's figures.
-async fn settle(target: &Target) {
-    let start = Instant::now();
-    let mut first_lag = None;
-    loop {
-        let (lag, queue) = match readyz(target).await {
-            Some(r) => (
-                max_projector_lag(&r),
-                r["write_queue"].as_u64().unwrap_or(0),
-            ),
-            None => (u64::MAX, 0),
-        };
-        first_lag.get_or_insert(lag);
-        if lag == 0 && queue == 0 {
-            break;
-        }
-        if start.elapsed() > SETTLE_TIMEOUT {
-            println!("  (daemon still busy after {SETTLE_TIMEOUT:?}: projector lag {lag}, write queue {queue})");
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if first_lag.unwrap_or(0) > 0 {
-        println!(
-            "  (waited {:.2} s for the projectors to catch up from a lag of {} entries)",
-            start.elapsed().as_secs_f64(),
-            first_lag.unwrap_or(0)
-        );
-    }
-}
-
 /// Prints whether the journal grew by exactly the acknowledged events, and the projector lag
 /// right after the load; returns the new head.
-async fn check_head(target: &Target, before: u64, acked: u64) -> u64 {
+async fn check_head(target: &ApiTarget, before: u64, acked: u64) -> u64 {
     let Some(ready) = readyz(target).await else {
         println!("  journal head: /readyz did not answer");
         return before;
@@ -859,23 +504,6 @@ impl Stats {
     }
 }
 
-fn micros(d: Duration) -> u32 {
-    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
-}
-
-fn per_sec(count: u64, elapsed: Duration) -> f64 {
-    count as f64 / elapsed.as_secs_f64().max(1e-9)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Scenarios 1 and 2: closed loop
 
@@ -926,7 +554,7 @@ impl ClosedLoopResult {
 }
 
 async fn closed_loop(
-    target: &Arc<Target>,
+    target: &Arc<ApiTarget>,
     daemon: &Daemon,
     rss: &RssSampler,
     clients: usize,
@@ -978,7 +606,7 @@ async fn closed_loop(
 }
 
 struct ClosedLoopWorker {
-    target: Arc<Target>,
+    target: Arc<ApiTarget>,
     bodies: Arc<Vec<Bytes>>,
     events_per_request: u64,
     deadline: Instant,
@@ -1041,10 +669,6 @@ struct OpenLoopResult {
 }
 
 impl OpenLoopResult {
-    fn ms(sorted: &[u32], p: f64) -> Option<f64> {
-        percentile(sorted, p).map(|us| f64::from(us) / 1000.0)
-    }
-
     fn print(&self) {
         println!(
             "  offered {} requests at {OPEN_LOOP_RATE}/s; {} acknowledged in {:.2} s ({} events/s achieved){}",
@@ -1115,7 +739,7 @@ impl OpenLoopStats {
 }
 
 async fn open_loop(
-    target: &Arc<Target>,
+    target: &Arc<ApiTarget>,
     daemon: &Daemon,
     rss: &RssSampler,
     duration: Duration,
@@ -1214,7 +838,7 @@ async fn open_loop(
 }
 
 struct OpenLoopWorker {
-    target: Arc<Target>,
+    target: Arc<ApiTarget>,
     bodies: Arc<Vec<Bytes>>,
     /// Due times of this connection's requests, from the pacer; ends when the pacer is done.
     schedule: tokio::sync::mpsc::UnboundedReceiver<Instant>,
@@ -1271,34 +895,6 @@ impl OpenLoopWorker {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Output
-
-fn fmt_rate(v: f64) -> String {
-    let n = v.round().max(0.0) as u64;
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn fmt_us(us: Option<u32>) -> String {
-    match us {
-        Some(us) if us >= 10_000 => format!("{:.1} ms", f64::from(us) / 1000.0),
-        Some(us) => format!("{:.2} ms", f64::from(us) / 1000.0),
-        None => "n/a".into(),
-    }
-}
-
-fn fmt_kib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
 struct Summary {
     seconds: u64,
     raw_single: RawResult,
@@ -1311,34 +907,6 @@ struct Summary {
     hwm_kib: Option<u64>,
 }
 
-enum Verdict {
-    AtLeast(f64),
-    AtMost(f64),
-    Info,
-}
-
-fn row(name: &str, measured: String, target: &str, value: Option<f64>, verdict: Verdict) {
-    let result = match (verdict, value) {
-        (Verdict::Info, _) => "info",
-        (_, None) => "MISS (no data)",
-        (Verdict::AtLeast(t), Some(v)) => {
-            if v >= t {
-                "PASS"
-            } else {
-                "MISS"
-            }
-        }
-        (Verdict::AtMost(t), Some(v)) => {
-            if v <= t {
-                "PASS"
-            } else {
-                "MISS"
-            }
-        }
-    };
-    println!("{name:<44} {measured:>16}   {target:<18} {result}");
-}
-
 fn print_table(s: &Summary) {
     let single_eps = s.single.events_per_sec();
     let batch_eps = s.batch.events_per_sec();
@@ -1347,8 +915,8 @@ fn print_table(s: &Summary) {
     let ratio = |http: f64, raw: f64| (raw > 0.0).then(|| http / raw);
     let single_ratio = ratio(single_eps, raw1);
     let batch_ratio = ratio(batch_eps, raw100);
-    let open_p50 = OpenLoopResult::ms(&s.open.from_schedule_us, 50.0);
-    let open_p99 = OpenLoopResult::ms(&s.open.from_schedule_us, 99.0);
+    let open_p50 = pct_ms(&s.open.from_schedule_us, 50.0);
+    let open_p99 = pct_ms(&s.open.from_schedule_us, 99.0);
     let open_max = s
         .open
         .from_schedule_us
@@ -1359,105 +927,107 @@ fn print_table(s: &Summary) {
     let x = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}x"));
 
     println!("\n===================================== SUMMARY ({} s per scenario) =====================================", s.seconds);
-    println!(
-        "{:<44} {:>16}   {:<18} result",
-        "metric", "measured", "target"
-    );
+    let table = Table {
+        name: 44,
+        measured: 16,
+        target: 18,
+    };
+    table.header();
     println!("{}", "-".repeat(90));
-    row(
+    table.row(
         "1 single events/s (64 conns, durable)",
         fmt_rate(single_eps),
         ">= 10,000 /s",
         Some(single_eps),
         Verdict::AtLeast(TARGET_SINGLE_EPS),
     );
-    row(
+    table.row(
         "  request latency p50",
         ms(s.single.latency_ms(50.0)),
         "",
         None,
         Verdict::Info,
     );
-    row(
+    table.row(
         "  request latency p99",
         ms(s.single.latency_ms(99.0)),
         "",
         None,
         Verdict::Info,
     );
-    row(
+    table.row(
         "2 batched events/s (100/req, 12 conns)",
         fmt_rate(batch_eps),
         ">= 100,000 /s",
         Some(batch_eps),
         Verdict::AtLeast(TARGET_BATCH_EPS),
     );
-    row(
+    table.row(
         "  request latency p50",
         ms(s.batch.latency_ms(50.0)),
         "",
         None,
         Verdict::Info,
     );
-    row(
+    table.row(
         "  request latency p99",
         ms(s.batch.latency_ms(99.0)),
         "",
         None,
         Verdict::Info,
     );
-    row(
+    table.row(
         "3 ack p99 at 1,000/s open loop",
         ms(open_p99),
         "<= 10 ms",
         open_p99,
         Verdict::AtMost(TARGET_P99_MS),
     );
-    row("  ack p50", ms(open_p50), "", None, Verdict::Info);
-    row("  ack max", ms(open_max), "", None, Verdict::Info);
-    row(
+    table.row("  ack p50", ms(open_p50), "", None, Verdict::Info);
+    table.row("  ack max", ms(open_max), "", None, Verdict::Info);
+    table.row(
         "raw redb events/s, batch 1",
         fmt_rate(raw1),
         "",
         None,
         Verdict::Info,
     );
-    row(
+    table.row(
         "raw redb events/s, batch 100",
         fmt_rate(raw100),
         "",
         None,
         Verdict::Info,
     );
-    row(
+    table.row(
         "HTTP/raw ratio, batch 100",
         x(batch_ratio),
         ">= 0.5",
         batch_ratio,
         Verdict::AtLeast(TARGET_BATCH_RATIO),
     );
-    row(
+    table.row(
         "HTTP/raw ratio, batch 1 (group commit: >1 ok)",
         x(single_ratio),
         "",
         None,
         Verdict::Info,
     );
-    row(
+    table.row(
         "daemon peak VmRSS (sampled every 50 ms)",
         fmt_kib(s.peak_rss_kib),
         "<= 64 MiB",
         Some(mib(s.peak_rss_kib)),
         Verdict::AtMost(TARGET_RSS_MIB),
     );
-    row(
+    table.row(
         "daemon VmHWM at end",
         s.hwm_kib.map_or("n/a".into(), fmt_kib),
         "<= 64 MiB",
         s.hwm_kib.map(mib),
         Verdict::AtMost(TARGET_RSS_MIB),
     );
-    row(
+    table.row(
         "daemon VmRSS at end (idle)",
         s.rss_now_kib.map_or("n/a".into(), fmt_kib),
         "",
