@@ -504,3 +504,59 @@ fn the_replay_cli_talks_to_a_running_daemon() {
     assert_ne!(code, Some(0));
     assert!(stderr.contains("from_offset"), "{stderr}");
 }
+
+/// At most 8 replays of one hook scan at once; the 9th is refused before any scanning. Deleting
+/// the hook drops its replays.
+#[test]
+fn active_replays_per_hook_are_limited() {
+    let d = start();
+    for chunk in 0..3 {
+        post(&d, customers(chunk * 500, 500));
+    }
+    let rx = Receiver::ok();
+    let id = hook(
+        &d,
+        &d.owner_key,
+        json!({"target_url": rx.url("/r"), "event": "customer.created"}),
+    );
+    let r = d.owner(
+        "PATCH",
+        &format!("/v1/hooks/{id}"),
+        Some(&json!({"state": "paused"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut replay_ids = Vec::new();
+    for _ in 0..8 {
+        let r = replay(&d, &id, json!({"from_offset": 1}));
+        assert_eq!(r.status, 202, "{}", r.text);
+        replay_ids.push(r.json["replay_id"].as_str().unwrap().to_string());
+    }
+    // The paused hook's lag holds every replay at the cap: still scanning.
+    std::thread::sleep(Duration::from_millis(500));
+    let scanning = replay_ids
+        .iter()
+        .filter(|rid| {
+            d.owner("GET", &format!("/v1/hooks/{id}/replays/{rid}"), None)
+                .json["status"]
+                == "scanning"
+        })
+        .count();
+    assert_eq!(scanning, 8);
+    let r = replay(&d, &id, json!({"from_offset": 1}));
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(r.code(), "conflict");
+    // A dry run only counts, so it is not limited.
+    let r = replay(&d, &id, json!({"from_offset": 1, "dry_run": true}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["matched"], 1500);
+
+    let r = d.owner("DELETE", &format!("/v1/hooks/{id}"), None);
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = d.owner(
+        "GET",
+        &format!("/v1/hooks/{id}/replays/{}", replay_ids[0]),
+        None,
+    );
+    assert_eq!(r.status, 404);
+    assert_quiet(&rx, 0);
+}

@@ -166,6 +166,10 @@ pub async fn replay(
             "a replay covers at most {MAX_REPLAY_SPAN} journal entries; split the range"
         )));
     }
+    if !input.dry_run {
+        // Refuse before the (possibly long) counting scan, and again under the lock below.
+        check_active_replays(state, id)?;
+    }
     // Count the matches now, with the hook's current events and its user's current permissions.
     let db = state.db.clone();
     let registry = state.registry.snapshot();
@@ -182,17 +186,7 @@ pub async fn replay(
         ));
     }
     let _guard = state.hooks_lock.lock().await;
-    let active = state
-        .hooks
-        .replays()
-        .values()
-        .filter(|r| r.hook_id == id && r.scanning())
-        .count();
-    if active >= MAX_ACTIVE_REPLAYS_PER_HOOK {
-        return Err(ApiError::conflict(format!(
-            "this hook already has {active} replays in progress; wait for one to finish"
-        )));
-    }
+    check_active_replays(state, id)?;
     let requested = ReplayRequested {
         replay_id: ids::new_id("rpl_"),
         hook_id: id.to_string(),
@@ -215,6 +209,22 @@ pub async fn replay(
         StatusCode::ACCEPTED,
         &json!({"replay_id": requested.replay_id, "matched": counted.matched, "from_offset": from, "to_offset": to}),
     ))
+}
+
+/// 409 while the hook has [`MAX_ACTIVE_REPLAYS_PER_HOOK`] replays still scanning.
+fn check_active_replays(state: &AppState, hook_id: &str) -> Result<(), ApiError> {
+    let active = state
+        .hooks
+        .replays()
+        .values()
+        .filter(|r| r.hook_id == hook_id && r.scanning())
+        .count();
+    if active >= MAX_ACTIVE_REPLAYS_PER_HOOK {
+        return Err(ApiError::conflict(format!(
+            "this hook already has {active} replays in progress; wait for one to finish"
+        )));
+    }
+    Ok(())
 }
 
 /// `GET /v1/hooks/{id}/replays/{replay_id}`.

@@ -186,6 +186,8 @@ pub struct HooksProjector {
     dirty_users: BTreeSet<String>,
     dirty_hooks: BTreeSet<String>,
     deleted_hooks: BTreeSet<String>,
+    /// Replays of deleted hooks: nothing will ever deliver them, so their rows go too.
+    deleted_replays: BTreeSet<String>,
     dirty_replays: BTreeSet<String>,
     replays_changed: bool,
     entries: Vec<(String, u64, u64)>,
@@ -221,6 +223,7 @@ impl HooksProjector {
             dirty_users: BTreeSet::new(),
             dirty_hooks: BTreeSet::new(),
             deleted_hooks: BTreeSet::new(),
+            deleted_replays: BTreeSet::new(),
             dirty_replays: BTreeSet::new(),
             replays_changed: false,
             entries: Vec::new(),
@@ -325,6 +328,18 @@ impl HooksProjector {
                 let deleted: HookDeleted = serde_json::from_slice(&entry.payload)?;
                 if hooks.remove(&deleted.id).is_some() {
                     self.dirty_hooks.remove(&deleted.id);
+                    let replays = &mut self.state.replays;
+                    let gone: Vec<String> = replays
+                        .values()
+                        .filter(|r| r.hook_id == deleted.id)
+                        .map(|r| r.replay_id.clone())
+                        .collect();
+                    for id in gone {
+                        replays.remove(&id);
+                        self.dirty_replays.remove(&id);
+                        self.deleted_replays.insert(id);
+                        self.replays_changed = true;
+                    }
                     self.deleted_hooks.insert(deleted.id);
                     self.state.reindex();
                 }
@@ -431,6 +446,7 @@ impl Projector for HooksProjector {
             && self.dirty_users.is_empty()
             && self.deleted_hooks.is_empty()
             && self.dirty_replays.is_empty()
+            && self.deleted_replays.is_empty()
         {
             return None;
         }
@@ -464,6 +480,9 @@ impl Projector for HooksProjector {
                 ))
             })
             .collect();
+        let deleted_replays: Vec<String> = std::mem::take(&mut self.deleted_replays)
+            .into_iter()
+            .collect();
         let entries = std::mem::take(&mut self.entries);
         Some(Box::new(move |txn: &WriteTransaction| {
             let mut t = txn.open_table(HOOKS)?;
@@ -480,6 +499,9 @@ impl Projector for HooksProjector {
             let mut t = txn.open_table(HOOK_REPLAYS)?;
             for (id, row) in &replays {
                 t.insert(id.as_str(), row.as_slice())?;
+            }
+            for id in &deleted_replays {
+                t.remove(id.as_str())?;
             }
             let mut t = txn.open_table(HOOK_ENTRIES)?;
             for (id, seq, offset) in &entries {
@@ -517,6 +539,7 @@ impl Projector for HooksProjector {
         self.dirty_hooks.clear();
         self.deleted_hooks.clear();
         self.dirty_replays.clear();
+        self.deleted_replays.clear();
         self.replays_changed = true;
         self.entries.clear();
         self.pending_heads.clear();
