@@ -12,9 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::{authenticate, Access};
 use super::error::ApiError;
 use super::registry_change;
-use super::request::{
-    parse_json, read_body, require_json, Query, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
-};
+use super::request::{read_json, Query, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 use super::response::{json_response, no_content, ListPage, Response};
 use super::AppState;
 use crate::clock;
@@ -79,17 +77,7 @@ pub async fn create(
     user_id: &str,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(state, req.headers())?;
-    require_json(req.headers())?;
-    let (parts, body) = req.into_parts();
-    let limits = &state.config.limits;
-    let bytes = read_body(
-        &parts.headers,
-        body,
-        limits.max_body_bytes,
-        std::time::Duration::from_millis(limits.body_read_timeout_ms),
-    )
-    .await?;
-    let input: CreateKey = parse_json(&bytes)?;
+    let input: CreateKey = read_json(state, req).await?;
     let name = input.name.trim().to_string();
     if name.is_empty() || name.len() > MAX_KEY_NAME_BYTES {
         return Err(ApiError::validation(format!(

@@ -14,7 +14,7 @@ use serde_json::{json, value::RawValue};
 
 use super::auth::{authenticate, Access as _};
 use super::error::ApiError;
-use super::request::{parse_json, read_body, require_json, Query};
+use super::request::{read_json, Query};
 use super::response::{json_response, Response};
 use super::AppState;
 use crate::clock;
@@ -197,17 +197,7 @@ pub async fn ack(
 ) -> Result<Response, ApiError> {
     let caller = authenticate(state, req.headers())?;
     pull_hook(state, &caller, id)?;
-    require_json(req.headers())?;
-    let (parts, body) = req.into_parts();
-    let limits = &state.config.limits;
-    let bytes = read_body(
-        &parts.headers,
-        body,
-        limits.max_body_bytes,
-        Duration::from_millis(limits.body_read_timeout_ms),
-    )
-    .await?;
-    let input: AckBody = parse_json(&bytes)?;
+    let input: AckBody = read_json(state, req).await?;
     let cursor = state.progress.get(id).cursor_sequence;
     if input.sequence <= cursor {
         return Ok(json_response(

@@ -12,9 +12,7 @@ use super::auth::{authenticate, Access};
 use super::error::ApiError;
 use super::keys::KeyView;
 use super::registry_change;
-use super::request::{
-    parse_json, read_body, require_json, Query, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
-};
+use super::request::{read_json, Query, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 use super::response::{json_response, ListPage, Response};
 use super::AppState;
 use crate::clock;
@@ -122,28 +120,11 @@ fn grantable(caller: &Principal, names: &[String]) -> Result<PermissionSet, ApiE
     Ok(set)
 }
 
-async fn read_json_body<T: serde::de::DeserializeOwned>(
-    state: &AppState,
-    req: Request<Incoming>,
-) -> Result<T, ApiError> {
-    require_json(req.headers())?;
-    let (parts, body) = req.into_parts();
-    let limits = &state.config.limits;
-    let bytes = read_body(
-        &parts.headers,
-        body,
-        limits.max_body_bytes,
-        std::time::Duration::from_millis(limits.body_read_timeout_ms),
-    )
-    .await?;
-    parse_json(&bytes)
-}
-
 /// `POST /v1/users`.
 pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response, ApiError> {
     let caller = authenticate(state, req.headers())?;
     caller.require_admin()?;
-    let input: CreateUser = read_json_body(state, req).await?;
+    let input: CreateUser = read_json(state, req).await?;
     let name = validate_name(&input.name)?;
     let email = validate_email(input.email)?;
     if input.owner && !caller.is_owner_admin() {
@@ -207,7 +188,7 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let caller = authenticate(state, req.headers())?;
     caller.require_admin()?;
-    let input: UpdateUser = read_json_body(state, req).await?;
+    let input: UpdateUser = read_json(state, req).await?;
     let _guard = state.registry_lock.lock().await;
     let snapshot = state.registry.snapshot();
     let current = snapshot
