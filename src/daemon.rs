@@ -16,10 +16,12 @@ use crate::domain::files::FileSigner;
 use crate::domain::internal::{self, KeyRecord, UserRecord};
 use crate::domain::outgoing::Outgoing;
 use crate::domain::permission::PermissionSet;
+use crate::domain::policy::{Policy, PolicyHandle, PolicyRecord};
 use crate::ids;
 use crate::journal::{reader, schema, JournalError, Writer};
 use crate::projectors::{self, hooks::HooksProjector, registry::RegistryProjector};
 use crate::replay::{self, worker::ReplayParts};
+use crate::sender::resolve::{Destinations, SystemLookup};
 use crate::sender::{self, progress::Progress, signing::SigningKeyFile, SenderParts};
 use crate::shutdown::{self, ShutdownSignal};
 
@@ -103,6 +105,10 @@ pub fn run_until(
         stop_projectors.clone(),
     )?;
     let signing = Arc::new(sender::load_signing_key(&config)?);
+    let destinations = Destinations::new(
+        Arc::new(PolicyHandle::new(load_policy(&db, &config)?)),
+        Arc::new(SystemLookup),
+    );
     let outgoing = Arc::new(Outgoing {
         files: FileSigner::new(
             files_key(&signing),
@@ -134,6 +140,7 @@ pub fn run_until(
             rate_limiter: Default::default(),
             registry_lock: tokio::sync::Mutex::new(()),
             hooks_lock: tokio::sync::Mutex::new(()),
+            destinations,
             started: AtomicBool::new(false),
         });
         let served = serve(state, signal, os_signals).await;
@@ -202,6 +209,7 @@ async fn serve(
             outgoing: state.outgoing.clone(),
             progress: state.progress.clone(),
             config: state.config.clone(),
+            destinations: state.destinations.clone(),
         },
         signal.listener(),
     ));
@@ -221,6 +229,18 @@ async fn serve(
     let _ = sender.await;
     let _ = replayer.await;
     Ok(())
+}
+
+/// The destination policy in force: the newest one journaled by `PUT /v1/policy`, else the
+/// config file's.
+fn load_policy(db: &redb::Database, config: &Config) -> Result<Policy, DaemonError> {
+    let newest = reader::newest_of_type(db, internal::POLICY_SET, 1, 1, |_| true)?;
+    let record = match newest.first() {
+        Some(entry) => serde_json::from_slice::<PolicyRecord>(&entry.payload)
+            .map_err(|e| DaemonError::Startup(format!("journaled policy: {e}")))?,
+        None => config.policy.record(),
+    };
+    Policy::new(record).map_err(|e| DaemonError::Startup(format!("policy: {e}")))
 }
 
 /// On first start (no owner yet): creates the owner user and key, writes the key to

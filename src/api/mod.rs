@@ -2,6 +2,7 @@
 //! [`server`] owns connections (limits, timeouts, graceful shutdown); everything here is
 //! request → response.
 
+pub mod audit;
 pub mod auth;
 pub mod deliveries;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod files;
 pub mod health;
 pub mod hooks;
 pub mod keys;
+pub mod policy;
 pub mod pull;
 pub mod rate_limit;
 pub mod registry_change;
@@ -36,6 +38,7 @@ use crate::projectors::hooks::Hooks;
 use crate::projectors::registry::Registry;
 use crate::projectors::ProjectorStatus;
 use crate::sender::progress::Progress;
+use crate::sender::resolve::Destinations;
 use crate::sender::signing::SigningKeyFile;
 use error::ApiError;
 use response::Response;
@@ -61,6 +64,8 @@ pub struct AppState {
     pub registry_lock: tokio::sync::Mutex<()>,
     /// Serialises hook changes (limits, check-then-append).
     pub hooks_lock: tokio::sync::Mutex<()>,
+    /// The destination policy and the resolver that enforces it (shared with the sender).
+    pub destinations: Destinations,
     /// Set once start-up (bootstrap) is complete.
     pub started: AtomicBool,
 }
@@ -117,6 +122,12 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response
             hooks::update(state, req, &id).await
         }
         (["v1", "hooks", id], &Method::DELETE) => hooks::delete(state, req.headers(), id).await,
+        (["v1", "hooks", id, "approve"], &Method::POST) => {
+            hooks::approve(state, req.headers(), id).await
+        }
+        (["v1", "policy"], &Method::GET) => policy::get(state, req.headers()),
+        (["v1", "policy"], &Method::PUT) => policy::put(state, req).await,
+        (["v1", "audit", "hooks"], &Method::GET) => audit::hooks(state, req),
         (["v1", "hooks", id, "rotate-secret"], &Method::POST) => {
             hooks::rotate_secret(state, req.headers(), id).await
         }
@@ -164,7 +175,9 @@ fn unknown_route(segments: &[&str], method: &Method) -> ApiError {
         ["v1", "triggers", _] => "GET",
         ["v1", "hooks"] => "GET, POST",
         ["v1", "hooks", _] => "GET, PATCH, DELETE",
-        ["v1", "hooks", _, "rotate-secret"] => "POST",
+        ["v1", "hooks", _, "rotate-secret"] | ["v1", "hooks", _, "approve"] => "POST",
+        ["v1", "policy"] => "GET, PUT",
+        ["v1", "audit", "hooks"] => "GET",
         ["v1", "hooks", _, "deliveries"] => "GET",
         ["v1", "hooks", _, "poll"] => "GET",
         ["v1", "hooks", _, "replay"] | ["v1", "hooks", _, "recover"] => "POST",

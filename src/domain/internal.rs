@@ -13,6 +13,15 @@ pub fn is_internal(kind: &str) -> bool {
     kind.starts_with("internal.")
 }
 
+/// A new destination policy ([`PolicyRecord`](super::policy::PolicyRecord)), set by an owner.
+pub const POLICY_SET: &str = "internal.policy_set";
+
+/// Internal types the journal's type index covers (besides every public type), so the newest
+/// one is found without a scan.
+pub fn is_indexed(kind: &str) -> bool {
+    !is_internal(kind) || kind == POLICY_SET
+}
+
 /// The full state of a user after a create or update (last write wins on replay).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct UserRecord {

@@ -17,6 +17,9 @@ use crate::clock;
 use crate::domain::internal::{HookRecord, HookState};
 use crate::journal::Envelope;
 
+/// The `state_reason` of a hook whose target the destination policy forbids.
+pub const DESTINATION_NOT_ALLOWED: &str = "destination_not_allowed";
+
 pub const USER_AGENT: &str = concat!("rev23-webhooks/", env!("CARGO_PKG_VERSION"));
 
 /// What became of a delivery.
@@ -129,6 +132,15 @@ pub async fn deliver(
                 response_body: outcome.response_prefix.clone(),
             },
         );
+        if outcome.refused {
+            // The policy forbids where the target now resolves: nothing was sent. Retrying
+            // cannot help; the delivery waits (pending) until the hook is re-checked and resumed.
+            return Outcome::StopHook {
+                record,
+                state: HookState::Suspended,
+                reason: DESTINATION_NOT_ALLOWED.into(),
+            };
+        }
         let verdict = match outcome.status {
             Some(status) => retry::classify(status, outcome.retry_after.as_deref(), timestamp),
             None => Verdict::Retry { retry_after: None },
