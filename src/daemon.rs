@@ -19,7 +19,9 @@ use crate::domain::permission::PermissionSet;
 use crate::domain::policy::{Policy, PolicyHandle, PolicyRecord};
 use crate::ids;
 use crate::journal::{reader, schema, JournalError, Writer};
-use crate::projectors::{self, hooks::HooksProjector, registry::RegistryProjector};
+use crate::projectors::{
+    self, customers::CustomersProjector, hooks::HooksProjector, registry::RegistryProjector,
+};
 use crate::replay::{self, worker::ReplayParts};
 use crate::sender::resolve::{Destinations, SystemLookup};
 use crate::sender::{self, progress::Progress, signing::SigningKeyFile, SenderParts};
@@ -104,6 +106,12 @@ pub fn run_until(
         writer.clone(),
         stop_projectors.clone(),
     )?;
+    let (customers_status, customers_thread) = projectors::spawn(
+        CustomersProjector::default(),
+        db.clone(),
+        writer.clone(),
+        stop_projectors.clone(),
+    )?;
     let signing = Arc::new(sender::load_signing_key(&config)?);
     let destinations = Destinations::new(
         Arc::new(PolicyHandle::new(load_policy(&db, &config)?)),
@@ -132,7 +140,8 @@ pub fn run_until(
             registry_status: registry_status.clone(),
             hooks: hooks.clone(),
             hooks_status: hooks_status.clone(),
-            projectors: vec![registry_status, hooks_status],
+            customers_status: customers_status.clone(),
+            projectors: vec![registry_status, hooks_status, customers_status],
             progress: progress.clone(),
             signing,
             outgoing,
@@ -140,6 +149,8 @@ pub fn run_until(
             rate_limiter: Default::default(),
             registry_lock: tokio::sync::Mutex::new(()),
             hooks_lock: tokio::sync::Mutex::new(()),
+            customers_lock: tokio::sync::Mutex::new(()),
+            idempotency: Default::default(),
             destinations,
             started: AtomicBool::new(false),
         });
@@ -154,7 +165,11 @@ pub fn run_until(
     // In-flight requests and deliveries are done; stop projectors after their current chunk,
     // then let the writer commit everything still queued and exit.
     stop_projectors.store(true, Ordering::Release);
-    for (name, thread) in [("registry", registry_thread), ("hooks", hooks_thread)] {
+    for (name, thread) in [
+        ("registry", registry_thread),
+        ("hooks", hooks_thread),
+        ("customers", customers_thread),
+    ] {
         if thread.join().is_err() {
             tracing::error!(projector = name, "projector panicked");
         }

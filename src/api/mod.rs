@@ -4,12 +4,14 @@
 
 pub mod audit;
 pub mod auth;
+pub mod customers;
 pub mod deliveries;
 pub mod error;
 pub mod events;
 pub mod files;
 pub mod health;
 pub mod hooks;
+pub mod idempotency;
 pub mod keys;
 pub mod policy;
 pub mod pull;
@@ -54,6 +56,7 @@ pub struct AppState {
     pub registry_status: Arc<ProjectorStatus>,
     pub hooks: Arc<Hooks>,
     pub hooks_status: Arc<ProjectorStatus>,
+    pub customers_status: Arc<ProjectorStatus>,
     pub projectors: Vec<Arc<ProjectorStatus>>,
     pub progress: Arc<Progress>,
     pub signing: Arc<SigningKeyFile>,
@@ -64,6 +67,9 @@ pub struct AppState {
     pub registry_lock: tokio::sync::Mutex<()>,
     /// Serialises hook changes (limits, check-then-append).
     pub hooks_lock: tokio::sync::Mutex<()>,
+    /// Serialises customer writes (idempotency, external-id upsert, no-op detection).
+    pub customers_lock: tokio::sync::Mutex<()>,
+    pub idempotency: idempotency::IdempotencyTable,
     /// The destination policy and the resolver that enforces it (shared with the sender).
     pub destinations: Destinations,
     /// Set once start-up (bootstrap) is complete.
@@ -113,6 +119,13 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response
         (["v1", "triggers", kind], &Method::GET) => {
             let kind = kind.to_string();
             triggers::list(state, req, &kind).await
+        }
+        (["v1", "customers"], &Method::POST) => customers::create(state, req).await,
+        (["v1", "customers"], &Method::GET) => customers::search(state, req),
+        (["v1", "customers", id], &Method::GET) => customers::get(state, req.headers(), id),
+        (["v1", "customers", id], &Method::PATCH) => {
+            let id = id.to_string();
+            customers::update(state, req, &id).await
         }
         (["v1", "hooks"], &Method::POST) => hooks::create(state, req).await,
         (["v1", "hooks"], &Method::GET) => hooks::list(state, req),
@@ -173,7 +186,8 @@ fn unknown_route(segments: &[&str], method: &Method) -> ApiError {
         ["v1", "signing-keys"] => "GET",
         ["v1", "files", _] => "GET",
         ["v1", "triggers", _] => "GET",
-        ["v1", "hooks"] => "GET, POST",
+        ["v1", "hooks"] | ["v1", "customers"] => "GET, POST",
+        ["v1", "customers", _] => "GET, PATCH",
         ["v1", "hooks", _] => "GET, PATCH, DELETE",
         ["v1", "hooks", _, "rotate-secret"] | ["v1", "hooks", _, "approve"] => "POST",
         ["v1", "policy"] => "GET, PUT",
