@@ -265,7 +265,15 @@ impl Config {
     /// Rejects values that would make a limit meaningless.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
-        let checks: [(bool, &str); 8] = [
+        let checks: [(bool, &str); 10] = [
+            (
+                self.loops.threshold >= 1,
+                "loops.threshold must be at least 1",
+            ),
+            (
+                self.loops.window_ms >= 1,
+                "loops.window_ms must be at least 1",
+            ),
             (
                 l.max_body_bytes >= 1024,
                 "limits.max_body_bytes must be at least 1024",

@@ -19,6 +19,7 @@ use crate::domain::permission::PermissionSet;
 use crate::domain::policy::{Policy, PolicyHandle, PolicyRecord};
 use crate::ids;
 use crate::journal::{reader, schema, JournalError, Writer};
+use crate::loops::{LoopGuard, MAX_DETECTIONS};
 use crate::projectors::{
     self, customers::CustomersProjector, hooks::HooksProjector, registry::RegistryProjector,
 };
@@ -117,6 +118,11 @@ pub fn run_until(
         Arc::new(PolicyHandle::new(load_policy(&db, &config)?)),
         Arc::new(SystemLookup),
     );
+    let loops = Arc::new(LoopGuard::new(
+        config.loops.window_ms,
+        config.loops.threshold,
+    ));
+    loops.restore(load_loops(&db)?);
     let outgoing = Arc::new(Outgoing {
         files: FileSigner::new(
             files_key(&signing),
@@ -151,6 +157,7 @@ pub fn run_until(
             hooks_lock: tokio::sync::Mutex::new(()),
             customers_lock: tokio::sync::Mutex::new(()),
             idempotency: Default::default(),
+            loops,
             destinations,
             started: AtomicBool::new(false),
         });
@@ -225,6 +232,7 @@ async fn serve(
             progress: state.progress.clone(),
             config: state.config.clone(),
             destinations: state.destinations.clone(),
+            loops: state.loops.clone(),
         },
         signal.listener(),
     ));
@@ -256,6 +264,32 @@ fn load_policy(db: &redb::Database, config: &Config) -> Result<Policy, DaemonErr
         None => config.policy.record(),
     };
     Policy::new(record).map_err(|e| DaemonError::Startup(format!("policy: {e}")))
+}
+
+/// Loop detections journaled and not cleared (the newest [`MAX_DETECTIONS`]).
+fn load_loops(db: &redb::Database) -> Result<Vec<internal::LoopDetected>, DaemonError> {
+    let cleared: std::collections::HashSet<String> = reader::newest_of_type(
+        db,
+        internal::LOOP_CLEARED,
+        MAX_DETECTIONS * 4,
+        MAX_DETECTIONS * 4,
+        |_| true,
+    )?
+    .iter()
+    .filter_map(|e| serde_json::from_slice::<internal::LoopCleared>(&e.payload).ok())
+    .map(|c| c.id)
+    .collect();
+    Ok(reader::newest_of_type(
+        db,
+        internal::LOOP_DETECTED,
+        MAX_DETECTIONS,
+        MAX_DETECTIONS * 4,
+        |_| true,
+    )?
+    .iter()
+    .filter_map(|e| serde_json::from_slice::<internal::LoopDetected>(&e.payload).ok())
+    .filter(|d| !cleared.contains(&d.id))
+    .collect())
 }
 
 /// On first start (no owner yet): creates the owner user and key, writes the key to

@@ -2,7 +2,8 @@
 //! `external_id` upsert), patch (a no-op appends nothing), get and find (`read:customer`). A
 //! write appends a `customer.created` / `customer.updated` event carrying the caller's origin
 //! and answers from the customer view once it includes the write. Reads are redacted by the
-//! shared visibility rules (no `medical:customer`: `medical_conditions` → its count).
+//! shared visibility rules (no `medical:customer`: `medical_conditions` → its count). Every
+//! write that would append passes loop protection first (409 `loop_detected`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -149,6 +150,7 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Res
             }
         }
     }
+    super::loops::guard_inbound(state, &caller, &fields).await?;
     let existing = match fields.get("external_id").and_then(Value::as_str) {
         Some(external) => view_store::find(&state.db, Index::ExternalId, external, 1)?
             .first()
@@ -225,6 +227,7 @@ pub async fn update(
     for (k, v) in &changed {
         merged.insert(k.clone(), v.clone());
     }
+    super::loops::guard_inbound(state, &caller, &merged).await?;
     // The full customer after the change; cleared fields are sent as null.
     let row = commit(
         state,

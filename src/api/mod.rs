@@ -13,6 +13,7 @@ pub mod health;
 pub mod hooks;
 pub mod idempotency;
 pub mod keys;
+pub mod loops;
 pub mod policy;
 pub mod pull;
 pub mod rate_limit;
@@ -70,6 +71,8 @@ pub struct AppState {
     /// Serialises customer writes (idempotency, external-id upsert, no-op detection).
     pub customers_lock: tokio::sync::Mutex<()>,
     pub idempotency: idempotency::IdempotencyTable,
+    /// Loop protection (shared with the sender, which notes what it sends).
+    pub loops: Arc<crate::loops::LoopGuard>,
     /// The destination policy and the resolver that enforces it (shared with the sender).
     pub destinations: Destinations,
     /// Set once start-up (bootstrap) is complete.
@@ -138,6 +141,8 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response
         (["v1", "hooks", id, "approve"], &Method::POST) => {
             hooks::approve(state, req.headers(), id).await
         }
+        (["v1", "loops"], &Method::GET) => loops::list(state, req.headers()),
+        (["v1", "loops", id], &Method::DELETE) => loops::clear(state, req.headers(), id).await,
         (["v1", "policy"], &Method::GET) => policy::get(state, req.headers()),
         (["v1", "policy"], &Method::PUT) => policy::put(state, req).await,
         (["v1", "audit", "hooks"], &Method::GET) => audit::hooks(state, req),
@@ -191,6 +196,8 @@ fn unknown_route(segments: &[&str], method: &Method) -> ApiError {
         ["v1", "hooks", _] => "GET, PATCH, DELETE",
         ["v1", "hooks", _, "rotate-secret"] | ["v1", "hooks", _, "approve"] => "POST",
         ["v1", "policy"] => "GET, PUT",
+        ["v1", "loops"] => "GET",
+        ["v1", "loops", _] => "DELETE",
         ["v1", "audit", "hooks"] => "GET",
         ["v1", "hooks", _, "deliveries"] => "GET",
         ["v1", "hooks", _, "poll"] => "GET",

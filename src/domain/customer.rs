@@ -177,7 +177,7 @@ pub fn index_keys(data: &Map<String, Value>) -> (Option<String>, Option<String>,
 }
 
 /// The identity loop protection compares (SPEC §10): who the customer is, however spelled.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Fingerprint {
     pub email: Option<String>,
     pub phone: Option<String>,

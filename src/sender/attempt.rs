@@ -14,6 +14,7 @@ use super::progress::{Attempt, DeliveryRecord, DeliveryStatus, MAX_ATTEMPTS_KEPT
 use super::retry::{self, Verdict};
 use super::signing::{self, HmacSecret};
 use crate::clock;
+use crate::domain::customer::Fingerprint;
 use crate::domain::internal::{HookRecord, HookState};
 use crate::journal::Envelope;
 
@@ -121,6 +122,10 @@ pub async fn deliver(
             timestamp,
             &signature,
         );
+        if envelope.kind.starts_with("customer.") {
+            // Noted before sending: the receiver may echo it back before it answers.
+            note_customer_sent(&ctx, &envelope, now_ms);
+        }
         let outcome = ctx.client.post(target, headers, Bytes::from(body)).await;
         push_attempt(
             &mut record,
@@ -206,6 +211,15 @@ pub async fn deliver(
                 record.next_attempt_at_ms = None;
             }
         }
+    }
+}
+
+fn note_customer_sent(ctx: &LaneCtx, envelope: &Envelope, now_ms: i64) {
+    if let Ok(data) =
+        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&envelope.payload)
+    {
+        ctx.loops
+            .note_delivery(&ctx.hook_id, Fingerprint::of(&data), now_ms);
     }
 }
 

@@ -45,6 +45,7 @@ pub struct SenderParts {
     pub progress: Arc<Progress>,
     pub config: Arc<Config>,
     pub destinations: resolve::Destinations,
+    pub loops: Arc<crate::loops::LoopGuard>,
 }
 
 /// Runs until `shutdown` fires, then waits for every lane to drain.
@@ -79,6 +80,7 @@ pub async fn run(parts: SenderParts, shutdown: Shutdown) {
                 policy: policy.clone(),
                 delivery: delivery.clone(),
                 shutdown: shutdown.clone(),
+                loops: parts.loops.clone(),
             });
             lanes.insert(id.clone(), tokio::spawn(lane::run(ctx)));
         }
