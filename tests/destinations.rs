@@ -12,8 +12,11 @@
 //!   suspends the hooks it now forbids; resuming one is refused until the policy allows it again;
 //! - `GET /v1/audit/hooks` lists every hook with its user, host, events and delivery counts.
 //!
-//! The connect-time check (a name that re-binds to a forbidden address after creation) is
-//! tested in `src/sender/client.rs` with an injected resolver.
+//! - the connect-time check: hooks allowed at creation (by IP and by name) meet a stricter
+//!   policy after a restart and are refused before any connect, suspended, delivery pending.
+//!
+//! DNS re-binding proper (a name whose answer changes) is tested in `src/sender/client.rs`
+//! with an injected resolver.
 
 mod common;
 
@@ -299,4 +302,43 @@ fn audit_lists_every_hook_with_user_host_and_counts() {
     assert_eq!(row["events"], json!(["customer.created"]));
     let r = d.call("GET", "/v1/audit/hooks", Some(&key), None);
     assert_eq!(r.status, 403, "{}", r.text);
+}
+
+/// The connect-time check, end to end: hooks created while loopback was allowed (one by IP, one
+/// by a name that resolves to loopback) meet a stricter config after a restart — nothing
+/// re-checks them at start, so only the sender's connect-time check stands between them and
+/// loopback. It refuses before connecting, suspends both hooks and keeps the delivery pending.
+#[test]
+fn connect_time_check_refuses_what_creation_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::ok();
+    let port = rx.base_url.rsplit(':').next().unwrap().to_string();
+    let mut d = common::start_in(
+        dir.path(),
+        "[policy]\nallow_private_networks = [\"127.0.0.0/8\", \"::1/128\"]\n",
+    );
+    let by_ip = create_hook(&d, &d.owner_key, &rx.url("/ip"));
+    assert_eq!(by_ip.status, 201, "{}", by_ip.text);
+    let by_name = create_hook(&d, &d.owner_key, &format!("http://localhost:{port}/name"));
+    assert_eq!(by_name.status, 201, "{}", by_name.text);
+    assert_eq!(d.stop(), Some(0));
+
+    let d = common::start_in(dir.path(), STRICT);
+    post_customer(&d, "cus_blocked");
+    for hook in [&by_ip, &by_name] {
+        let id = hook.json["id"].as_str().unwrap();
+        let view = common::wait_until(WAIT, || {
+            let v = hook_view(&d, id);
+            (v["state"] == "suspended").then_some(v)
+        })
+        .unwrap_or_else(|| panic!("hook {id} is suspended: {}", hook_view(&d, id)));
+        assert_eq!(view["state_reason"], "destination_not_allowed");
+        let r = d.owner("GET", &format!("/v1/hooks/{id}/deliveries"), None);
+        let delivery = &r.json["data"][0];
+        assert_eq!(delivery["status"], "pending", "kept for later: {}", r.text);
+        let error = delivery["attempts"][0]["error"].as_str().unwrap_or("");
+        assert!(error.contains("not allowed"), "{}", r.text);
+    }
+    std::thread::sleep(QUIET);
+    assert_eq!(rx.count(), 0, "nothing reached loopback");
 }
