@@ -208,11 +208,16 @@ async fn serve(
     }
     // Auth needs the registry, the API the hooks: catch up with what the journal held at start.
     let head = state.writer.head();
+    // Customer writes look up external ids in the customer view: it must be current too.
     let caught_up = state.registry_status.wait_for(head, CATCH_UP_TIMEOUT).await
-        && state.hooks_status.wait_for(head, CATCH_UP_TIMEOUT).await;
+        && state.hooks_status.wait_for(head, CATCH_UP_TIMEOUT).await
+        && state
+            .customers_status
+            .wait_for(head, CATCH_UP_TIMEOUT)
+            .await;
     if !caught_up {
         return Err(DaemonError::Startup(
-            "the registry did not catch up with the journal".into(),
+            "the projections did not catch up with the journal".into(),
         ));
     }
     bootstrap_owner(&state).await?;
