@@ -178,6 +178,15 @@ fn non_owner_hooks_wait_for_approval() {
         Some(&json!({"state": "active"})),
     );
     assert_eq!(r.status, 403, "{}", r.text);
+    // Nor side-step approval by pausing first.
+    let r = d.call(
+        "PATCH",
+        &format!("/v1/hooks/{id}"),
+        Some(&key),
+        Some(&json!({"state": "paused"})),
+    );
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(hook_view(&d, &id)["state"], "pending_approval");
 
     let r = d.owner("POST", &format!("/v1/hooks/{id}/approve"), None);
     assert_eq!(r.status, 200, "{}", r.text);

@@ -408,10 +408,13 @@ pub async fn update(
         }
     }
     .filter(|s| *s != hook.state);
+    if target_state.is_some() && hook.state == HookState::PendingApproval {
+        // Only approval leaves pending_approval (pausing first must not bypass it).
+        return Err(ApiError::forbidden(
+            "this hook awaits an owner's approval (POST /v1/hooks/{id}/approve)",
+        ));
+    }
     if target_state == Some(HookState::Active) {
-        if hook.state == HookState::PendingApproval {
-            return Err(ApiError::forbidden("this hook awaits an owner's approval"));
-        }
         // Resuming needs what delivering needs, now.
         let events = update.events.as_ref().unwrap_or(&hook.events);
         if !user_permissions.contains(Permission::SubscribeWebhook) {
