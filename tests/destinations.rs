@@ -342,11 +342,15 @@ fn connect_time_check_refuses_what_creation_allowed() {
         })
         .unwrap_or_else(|| panic!("hook {id} is suspended: {}", hook_view(&d, id)));
         assert_eq!(view["state_reason"], "destination_not_allowed");
-        let r = d.owner("GET", &format!("/v1/hooks/{id}/deliveries"), None);
-        let delivery = &r.json["data"][0];
-        assert_eq!(delivery["status"], "pending", "kept for later: {}", r.text);
-        let error = delivery["attempts"][0]["error"].as_str().unwrap_or("");
-        assert!(error.contains("not allowed"), "{}", r.text);
+        // The attempt log is written a moment after the state change: wait for it.
+        let delivery = common::wait_until(WAIT, || {
+            let r = d.owner("GET", &format!("/v1/hooks/{id}/deliveries"), None);
+            let delivery = r.json["data"][0].clone();
+            let error = delivery["attempts"][0]["error"].as_str().unwrap_or("");
+            error.contains("not allowed").then_some(delivery)
+        })
+        .expect("the refused attempt is logged");
+        assert_eq!(delivery["status"], "pending", "kept for later: {delivery}");
     }
     std::thread::sleep(QUIET);
     assert_eq!(rx.count(), 0, "nothing reached loopback");
