@@ -76,6 +76,7 @@ pub struct Delivery {
     pub secret_overlap_ms: u64,
 }
 
+/// The initial destination policy (SPEC §11); once `PUT /v1/policy` journaled one, that wins.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
@@ -83,6 +84,17 @@ pub struct Policy {
     pub require_approval: bool,
     pub https_only: bool,
     pub allow_private_networks: Vec<String>,
+}
+
+impl Policy {
+    pub fn record(&self) -> crate::domain::policy::PolicyRecord {
+        crate::domain::policy::PolicyRecord {
+            allowed_destinations: self.allowed_destinations.clone(),
+            require_approval: self.require_approval,
+            https_only: self.https_only,
+            allow_private_networks: self.allow_private_networks.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -253,7 +265,15 @@ impl Config {
     /// Rejects values that would make a limit meaningless.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
-        let checks: [(bool, &str); 8] = [
+        let checks: [(bool, &str); 10] = [
+            (
+                self.loops.threshold >= 1,
+                "loops.threshold must be at least 1",
+            ),
+            (
+                self.loops.window_ms >= 1,
+                "loops.window_ms must be at least 1",
+            ),
             (
                 l.max_body_bytes >= 1024,
                 "limits.max_body_bytes must be at least 1024",
@@ -298,6 +318,8 @@ impl Config {
                 "delivery.retry_schedule_ms must have 1..=32 entries".into(),
             ));
         }
+        crate::domain::policy::Policy::new(self.policy.record())
+            .map_err(|m| ConfigError::Invalid(format!("policy.{m}")))?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(
                 "log.format must be \"text\" or \"json\"".into(),

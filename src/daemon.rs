@@ -16,11 +16,16 @@ use crate::domain::files::FileSigner;
 use crate::domain::internal::{self, KeyRecord, UserRecord};
 use crate::domain::outgoing::Outgoing;
 use crate::domain::permission::PermissionSet;
+use crate::domain::policy::{Policy, PolicyHandle, PolicyRecord};
 use crate::ids;
 use crate::ifttt;
 use crate::journal::{reader, schema, JournalError, Writer};
-use crate::projectors::{self, hooks::HooksProjector, registry::RegistryProjector};
+use crate::loops::{LoopGuard, MAX_DETECTIONS};
+use crate::projectors::{
+    self, customers::CustomersProjector, hooks::HooksProjector, registry::RegistryProjector,
+};
 use crate::replay::{self, worker::ReplayParts};
+use crate::sender::resolve::{Destinations, SystemLookup};
 use crate::sender::{
     self, client::HttpClient, progress::Progress, signing::SigningKeyFile, SenderParts,
 };
@@ -105,7 +110,22 @@ pub fn run_until(
         writer.clone(),
         stop_projectors.clone(),
     )?;
+    let (customers_status, customers_thread) = projectors::spawn(
+        CustomersProjector::default(),
+        db.clone(),
+        writer.clone(),
+        stop_projectors.clone(),
+    )?;
     let signing = Arc::new(sender::load_signing_key(&config)?);
+    let destinations = Destinations::new(
+        Arc::new(PolicyHandle::new(load_policy(&db, &config)?)),
+        Arc::new(SystemLookup),
+    );
+    let loops = Arc::new(LoopGuard::new(
+        config.loops.window_ms,
+        config.loops.threshold,
+    ));
+    loops.restore(load_loops(&db)?);
     let outgoing = Arc::new(Outgoing {
         files: FileSigner::new(
             files_key(&signing),
@@ -129,7 +149,8 @@ pub fn run_until(
             registry_status: registry_status.clone(),
             hooks: hooks.clone(),
             hooks_status: hooks_status.clone(),
-            projectors: vec![registry_status, hooks_status],
+            customers_status: customers_status.clone(),
+            projectors: vec![registry_status, hooks_status, customers_status],
             progress: progress.clone(),
             signing,
             outgoing,
@@ -138,6 +159,10 @@ pub fn run_until(
             rate_limiter: Default::default(),
             registry_lock: tokio::sync::Mutex::new(()),
             hooks_lock: tokio::sync::Mutex::new(()),
+            customers_lock: tokio::sync::Mutex::new(()),
+            idempotency: Default::default(),
+            loops,
+            destinations,
             started: AtomicBool::new(false),
         });
         let served = serve(state, signal, os_signals).await;
@@ -151,7 +176,11 @@ pub fn run_until(
     // In-flight requests and deliveries are done; stop projectors after their current chunk,
     // then let the writer commit everything still queued and exit.
     stop_projectors.store(true, Ordering::Release);
-    for (name, thread) in [("registry", registry_thread), ("hooks", hooks_thread)] {
+    for (name, thread) in [
+        ("registry", registry_thread),
+        ("hooks", hooks_thread),
+        ("customers", customers_thread),
+    ] {
         if thread.join().is_err() {
             tracing::error!(projector = name, "projector panicked");
         }
@@ -183,11 +212,16 @@ async fn serve(
     }
     // Auth needs the registry, the API the hooks: catch up with what the journal held at start.
     let head = state.writer.head();
+    // Customer writes look up external ids in the customer view: it must be current too.
     let caught_up = state.registry_status.wait_for(head, CATCH_UP_TIMEOUT).await
-        && state.hooks_status.wait_for(head, CATCH_UP_TIMEOUT).await;
+        && state.hooks_status.wait_for(head, CATCH_UP_TIMEOUT).await
+        && state
+            .customers_status
+            .wait_for(head, CATCH_UP_TIMEOUT)
+            .await;
     if !caught_up {
         return Err(DaemonError::Startup(
-            "the registry did not catch up with the journal".into(),
+            "the projections did not catch up with the journal".into(),
         ));
     }
     bootstrap_owner(&state).await?;
@@ -206,6 +240,8 @@ async fn serve(
             outgoing: state.outgoing.clone(),
             progress: state.progress.clone(),
             config: state.config.clone(),
+            destinations: state.destinations.clone(),
+            loops: state.loops.clone(),
         },
         signal.listener(),
     ));
@@ -253,13 +289,53 @@ fn realtime_parts(state: &AppState) -> Result<Option<ifttt::realtime::RealtimePa
         writer: state.writer.clone(),
         registry: state.registry.clone(),
         identities: state.ifttt_identities.clone(),
+        // The realtime URL is the operator's, but it goes through the same destination policy.
         client: Arc::new(HttpClient::new(
             Duration::from_millis(config.delivery.connect_timeout_ms),
             Duration::from_millis(config.delivery.timeout_ms),
+            state.destinations.clone(),
         )),
         service_key: config.ifttt.service_key.clone(),
         realtime_url,
     }))
+}
+
+/// The destination policy in force: the newest one journaled by `PUT /v1/policy`, else the
+/// config file's.
+fn load_policy(db: &redb::Database, config: &Config) -> Result<Policy, DaemonError> {
+    let newest = reader::newest_of_type(db, internal::POLICY_SET, 1, 1, |_| true)?;
+    let record = match newest.first() {
+        Some(entry) => serde_json::from_slice::<PolicyRecord>(&entry.payload)
+            .map_err(|e| DaemonError::Startup(format!("journaled policy: {e}")))?,
+        None => config.policy.record(),
+    };
+    Policy::new(record).map_err(|e| DaemonError::Startup(format!("policy: {e}")))
+}
+
+/// Loop detections journaled and not cleared (the newest [`MAX_DETECTIONS`]).
+fn load_loops(db: &redb::Database) -> Result<Vec<internal::LoopDetected>, DaemonError> {
+    let cleared: std::collections::HashSet<String> = reader::newest_of_type(
+        db,
+        internal::LOOP_CLEARED,
+        MAX_DETECTIONS * 4,
+        MAX_DETECTIONS * 4,
+        |_| true,
+    )?
+    .iter()
+    .filter_map(|e| serde_json::from_slice::<internal::LoopCleared>(&e.payload).ok())
+    .map(|c| c.id)
+    .collect();
+    Ok(reader::newest_of_type(
+        db,
+        internal::LOOP_DETECTED,
+        MAX_DETECTIONS,
+        MAX_DETECTIONS * 4,
+        |_| true,
+    )?
+    .iter()
+    .filter_map(|e| serde_json::from_slice::<internal::LoopDetected>(&e.payload).ok())
+    .filter(|d| !cleared.contains(&d.id))
+    .collect())
 }
 
 /// On first start (no owner yet): creates the owner user and key, writes the key to

@@ -9,6 +9,7 @@
 //! - [`replay`]: re-delivering any journal range to a hook, rate-capped, surviving restarts.
 //! - [`api`]: the hyper HTTP server, auth, rate limits and one file per API resource.
 //! - [`domain`]: the event catalog, permissions and the records the journal carries.
+//! - [`loops`]: loop protection for two-way syncs (what was sent, what echoes it).
 //! - [`daemon`]: wiring, start-up bootstrap and graceful shutdown.
 //! - [`sender`]: outgoing deliveries; [`sender::signing`] is Standard Webhooks signing and
 //!   verification.
@@ -24,6 +25,7 @@ pub mod domain;
 pub mod ids;
 pub mod ifttt;
 pub mod journal;
+pub mod loops;
 pub mod projectors;
 pub mod replay;
 pub mod sender;

@@ -39,6 +39,10 @@ impl ApiError {
     pub fn forbidden(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
+    /// The destination policy (SPEC §11) forbids the target.
+    pub fn destination_not_allowed(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "destination_not_allowed", message)
+    }
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }

@@ -1,7 +1,9 @@
 //! `/v1/hooks` (SPEC §4): subscriptions. Create (Zapier REST Hooks `{"target_url","event"}` or the
 //! `events` form), list, get (with cursor, head, lag and failure counters), patch, delete, and
-//! rotate-secret. Every change is a journal event; the hook is a projection of them. A hook is
-//! visible to its user and to admins; to anyone else it does not exist (404).
+//! rotate-secret, and an owner's approval. Every change is a journal event; the hook is a
+//! projection of them. A hook is visible to its user and to admins; to anyone else it does not
+//! exist (404). Targets are vetted against the destination policy (SPEC §11) whenever one is set
+//! or a hook is made active: 403 `destination_not_allowed` when it forbids them.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -25,13 +27,17 @@ use crate::domain::internal::{
     HookUpdate, Ordering,
 };
 use crate::domain::permission::{Permission, PermissionSet};
+use crate::domain::policy::Policy;
 use crate::ids;
 use crate::journal::NewEvent;
 use crate::projectors::registry::{Principal, RegistryState};
+use crate::sender::resolve::DestinationError;
 use crate::sender::signing::HmacSecret;
 
 const HOOK_PREFIX: &str = "hook_";
 const MAX_DESCRIPTION_BYTES: usize = 500;
+/// The `state_reason` of a hook waiting for an owner's approval.
+const AWAITING_APPROVAL: &str = "awaiting_approval";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -110,6 +116,22 @@ fn validate_target(state: &AppState, url: &str) -> Result<String, ApiError> {
     Ok(parsed.to_string())
 }
 
+/// Checks a (validated) target URL against `policy`, resolving its host: 403
+/// `destination_not_allowed` when forbidden, 422 when the host does not resolve.
+pub async fn vet_target(state: &AppState, policy: &Policy, url: &str) -> Result<(), ApiError> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| ApiError::validation(format!("target_url is not a valid URL: {e}")))?;
+    match state.destinations.vet(policy, &parsed).await {
+        Ok(()) => Ok(()),
+        Err(DestinationError::Refused(v)) => Err(ApiError::destination_not_allowed(format!(
+            "target_url {url:?} is not allowed: {v}"
+        ))),
+        Err(e @ DestinationError::Unresolvable { .. }) => Err(ApiError::validation(format!(
+            "target_url cannot be used: {e}"
+        ))),
+    }
+}
+
 /// Validates event types (sorted, unique) and that `permissions` may read each of them.
 fn validate_events(
     state: &AppState,
@@ -153,7 +175,7 @@ fn validate_description(d: Option<String>) -> Result<Option<String>, ApiError> {
     }
 }
 
-fn hook_event<T: serde::Serialize>(
+pub fn hook_event<T: serde::Serialize>(
     kind: &str,
     hook_id: &str,
     record: &T,
@@ -168,7 +190,7 @@ fn hook_event<T: serde::Serialize>(
 }
 
 /// Appends hook events and waits until the hooks projection includes them.
-async fn commit(state: &AppState, events: Vec<NewEvent>) -> Result<(), ApiError> {
+pub async fn commit(state: &AppState, events: Vec<NewEvent>) -> Result<(), ApiError> {
     let outcomes = state.writer.append(events).await?;
     let last = outcomes.iter().map(|o| o.offset).max().unwrap_or(0);
     if !state
@@ -231,6 +253,20 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Res
         }
     };
     let description = validate_description(input.description)?;
+    let policy = state.destinations.policy.current();
+    if let Some(url) = &target_url {
+        vet_target(state, &policy, url).await?;
+    }
+    // Under an approval policy, a non-owner's hook waits for an owner (SPEC §11).
+    let (initial_state, initial_reason) = if policy.record().require_approval && !caller.user.owner
+    {
+        (
+            HookState::PendingApproval,
+            Some(AWAITING_APPROVAL.to_string()),
+        )
+    } else {
+        (HookState::Active, None)
+    };
     let _guard = state.hooks_lock.lock().await;
     let count = state.hooks.snapshot().len();
     if count >= state.config.limits.max_hooks {
@@ -249,8 +285,8 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Res
         description,
         ordering: input.ordering.unwrap_or_default(),
         delivery,
-        state: HookState::Active,
-        state_reason: None,
+        state: initial_state,
+        state_reason: initial_reason,
         secret: secret.clone(),
         previous_secret: None,
         previous_secret_expires_at_ms: None,
@@ -319,6 +355,16 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let caller = authenticate(state, req.headers())?;
     let input: UpdateHook = read_json(state, req).await?;
+    // Vet the target that will be delivered to before taking the lock (DNS can be slow): a new
+    // one, or the current one when the hook is made active again.
+    let policy = state.destinations.policy.current();
+    if let Some(url) = &input.target_url {
+        vet_target(state, &policy, &validate_target(state, url)?).await?;
+    } else if input.state.as_deref() == Some("active") {
+        if let Some(url) = visible_hook(state, &caller, id)?.target_url {
+            vet_target(state, &policy, &url).await?;
+        }
+    }
     let _guard = state.hooks_lock.lock().await;
     let hook = visible_hook(state, &caller, id)?;
     let registry = state.registry.snapshot();
@@ -362,10 +408,13 @@ pub async fn update(
         }
     }
     .filter(|s| *s != hook.state);
+    if target_state.is_some() && hook.state == HookState::PendingApproval {
+        // Only approval leaves pending_approval (pausing first must not bypass it).
+        return Err(ApiError::forbidden(
+            "this hook awaits an owner's approval (POST /v1/hooks/{id}/approve)",
+        ));
+    }
     if target_state == Some(HookState::Active) {
-        if hook.state == HookState::PendingApproval {
-            return Err(ApiError::forbidden("this hook awaits an owner's approval"));
-        }
         // Resuming needs what delivering needs, now.
         let events = update.events.as_ref().unwrap_or(&hook.events);
         if !user_permissions.contains(Permission::SubscribeWebhook) {
@@ -414,6 +463,52 @@ pub async fn update(
             .await;
     }
     commit(state, events).await?;
+    let hook = state
+        .hooks
+        .get(id)
+        .ok_or_else(|| ApiError::not_found("the hook was deleted"))?;
+    Ok(json_response(StatusCode::OK, &view(state, &hook)))
+}
+
+/// `POST /v1/hooks/{id}/approve`: an owner lets a `pending_approval` hook deliver, after
+/// vetting its target against the policy in force now.
+pub async fn approve(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(state, headers)?;
+    if !caller.is_owner_admin() {
+        return Err(ApiError::forbidden("only an owner may approve hooks"));
+    }
+    let hook = visible_hook(state, &caller, id)?;
+    if let Some(url) = &hook.target_url {
+        vet_target(state, &state.destinations.policy.current(), url).await?;
+    }
+    let _guard = state.hooks_lock.lock().await;
+    let hook = visible_hook(state, &caller, id)?;
+    if hook.state != HookState::PendingApproval {
+        return Err(ApiError::conflict(format!(
+            "the hook is {}, not pending_approval",
+            hook.state.name()
+        )));
+    }
+    let change = HookStateChange {
+        id: id.to_string(),
+        state: HookState::Active,
+        reason: None,
+        at_ms: clock::now_ms(),
+    };
+    commit(
+        state,
+        vec![hook_event(
+            internal::HOOK_STATE_CHANGED,
+            id,
+            &change,
+            Some(&caller),
+        )],
+    )
+    .await?;
     let hook = state
         .hooks
         .get(id)

@@ -2,15 +2,20 @@
 //! [`server`] owns connections (limits, timeouts, graceful shutdown); everything here is
 //! request → response.
 
+pub mod audit;
 pub mod auth;
+pub mod customers;
 pub mod deliveries;
 pub mod error;
 pub mod events;
 pub mod files;
 pub mod health;
 pub mod hooks;
+pub mod idempotency;
 pub mod ifttt;
 pub mod keys;
+pub mod loops;
+pub mod policy;
 pub mod pull;
 pub mod rate_limit;
 pub mod registry_change;
@@ -37,6 +42,7 @@ use crate::projectors::hooks::Hooks;
 use crate::projectors::registry::Registry;
 use crate::projectors::ProjectorStatus;
 use crate::sender::progress::Progress;
+use crate::sender::resolve::Destinations;
 use crate::sender::signing::SigningKeyFile;
 use error::ApiError;
 use response::Response;
@@ -52,6 +58,7 @@ pub struct AppState {
     pub registry_status: Arc<ProjectorStatus>,
     pub hooks: Arc<Hooks>,
     pub hooks_status: Arc<ProjectorStatus>,
+    pub customers_status: Arc<ProjectorStatus>,
     pub projectors: Vec<Arc<ProjectorStatus>>,
     pub progress: Arc<Progress>,
     pub signing: Arc<SigningKeyFile>,
@@ -64,6 +71,13 @@ pub struct AppState {
     pub registry_lock: tokio::sync::Mutex<()>,
     /// Serialises hook changes (limits, check-then-append).
     pub hooks_lock: tokio::sync::Mutex<()>,
+    /// Serialises customer writes (idempotency, external-id upsert, no-op detection).
+    pub customers_lock: tokio::sync::Mutex<()>,
+    pub idempotency: idempotency::IdempotencyTable,
+    /// Loop protection (shared with the sender, which notes what it sends).
+    pub loops: Arc<crate::loops::LoopGuard>,
+    /// The destination policy and the resolver that enforces it (shared with the sender).
+    pub destinations: Destinations,
     /// Set once start-up (bootstrap) is complete.
     pub started: AtomicBool,
 }
@@ -117,6 +131,13 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response
             let kind = kind.to_string();
             triggers::list(state, req, &kind).await
         }
+        (["v1", "customers"], &Method::POST) => customers::create(state, req).await,
+        (["v1", "customers"], &Method::GET) => customers::search(state, req),
+        (["v1", "customers", id], &Method::GET) => customers::get(state, req.headers(), id),
+        (["v1", "customers", id], &Method::PATCH) => {
+            let id = id.to_string();
+            customers::update(state, req, &id).await
+        }
         (["v1", "hooks"], &Method::POST) => hooks::create(state, req).await,
         (["v1", "hooks"], &Method::GET) => hooks::list(state, req),
         (["v1", "hooks", id], &Method::GET) => hooks::get(state, req.headers(), id),
@@ -125,6 +146,14 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response
             hooks::update(state, req, &id).await
         }
         (["v1", "hooks", id], &Method::DELETE) => hooks::delete(state, req.headers(), id).await,
+        (["v1", "hooks", id, "approve"], &Method::POST) => {
+            hooks::approve(state, req.headers(), id).await
+        }
+        (["v1", "loops"], &Method::GET) => loops::list(state, req.headers()),
+        (["v1", "loops", id], &Method::DELETE) => loops::clear(state, req.headers(), id).await,
+        (["v1", "policy"], &Method::GET) => policy::get(state, req.headers()),
+        (["v1", "policy"], &Method::PUT) => policy::put(state, req).await,
+        (["v1", "audit", "hooks"], &Method::GET) => audit::hooks(state, req),
         (["v1", "hooks", id, "rotate-secret"], &Method::POST) => {
             hooks::rotate_secret(state, req.headers(), id).await
         }
@@ -170,9 +199,14 @@ fn unknown_route(segments: &[&str], method: &Method) -> ApiError {
         ["v1", "signing-keys"] => "GET",
         ["v1", "files", _] => "GET",
         ["v1", "triggers", _] => "GET",
-        ["v1", "hooks"] => "GET, POST",
+        ["v1", "hooks"] | ["v1", "customers"] => "GET, POST",
+        ["v1", "customers", _] => "GET, PATCH",
         ["v1", "hooks", _] => "GET, PATCH, DELETE",
-        ["v1", "hooks", _, "rotate-secret"] => "POST",
+        ["v1", "hooks", _, "rotate-secret"] | ["v1", "hooks", _, "approve"] => "POST",
+        ["v1", "policy"] => "GET, PUT",
+        ["v1", "loops"] => "GET",
+        ["v1", "loops", _] => "DELETE",
+        ["v1", "audit", "hooks"] => "GET",
         ["v1", "hooks", _, "deliveries"] => "GET",
         ["v1", "hooks", _, "poll"] => "GET",
         ["v1", "hooks", _, "replay"] | ["v1", "hooks", _, "recover"] => "POST",

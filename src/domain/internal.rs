@@ -13,6 +13,40 @@ pub fn is_internal(kind: &str) -> bool {
     kind.starts_with("internal.")
 }
 
+/// A new destination policy ([`PolicyRecord`](super::policy::PolicyRecord)), set by an owner.
+pub const POLICY_SET: &str = "internal.policy_set";
+
+/// Loop protection stopped a chain ([`LoopDetected`]); an owner cleared one ([`LoopCleared`]).
+pub const LOOP_DETECTED: &str = "internal.loop_detected";
+pub const LOOP_CLEARED: &str = "internal.loop_cleared";
+
+/// A two-way sync caught echoing (SPEC §10): writes via `key_id` kept matching customers
+/// delivered to `hook_id`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LoopDetected {
+    pub id: String,
+    pub key_id: String,
+    pub user_id: String,
+    pub hook_id: String,
+    /// Echoes counted within the window when the loop was detected.
+    pub echoes: u32,
+    /// Who was echoed; further matching writes via the key are refused while this is listed.
+    pub fingerprint: super::customer::Fingerprint,
+    pub detected_at_ms: i64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LoopCleared {
+    pub id: String,
+    pub at_ms: i64,
+}
+
+/// Internal types the journal's type index covers (besides every public type), so the newest
+/// one is found without a scan.
+pub fn is_indexed(kind: &str) -> bool {
+    !is_internal(kind) || matches!(kind, POLICY_SET | LOOP_DETECTED | LOOP_CLEARED)
+}
+
 /// The full state of a user after a create or update (last write wins on replay).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct UserRecord {

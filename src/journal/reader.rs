@@ -111,7 +111,7 @@ pub fn checkpoint(db: &Database, name: &str) -> Result<u64, JournalError> {
     Ok(checkpoint)
 }
 
-/// The newest public entries of `kind` that `keep` accepts, newest first: at most `max` kept,
+/// The newest indexed entries (public, or see [`internal::is_indexed`](crate::domain::internal::is_indexed)) of `kind` that `keep` accepts, newest first: at most `max` kept,
 /// at most `max_scan` examined.
 pub fn newest_of_type(
     db: &Database,

@@ -436,7 +436,7 @@ impl WriterThread {
                     blobs.insert(blob.sha256_hex.as_str(), blob.bytes.as_slice())?;
                 }
             }
-            let public = !internal::is_internal(&event.kind);
+            let indexed = internal::is_indexed(&event.kind);
             let envelope = Envelope {
                 offset,
                 id: event.id,
@@ -454,7 +454,7 @@ impl WriterThread {
             assert!(previous.is_none(), "journal offset {offset} written twice");
             drop(previous);
             ids.insert(envelope.id.as_str(), offset)?;
-            if public {
+            if indexed {
                 by_type.insert((envelope.kind.as_str(), offset), ())?;
             }
             self.next_offset += 1;

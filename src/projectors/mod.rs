@@ -4,6 +4,7 @@
 //! A restart resumes from the checkpoint; wiping a projection's tables (and checkpoint) rebuilds
 //! the same state from offset 1.
 
+pub mod customers;
 pub mod hooks;
 pub mod registry;
 
@@ -158,10 +159,12 @@ pub fn wipe_all(db: &Database) -> Result<(), redb::Error> {
     let txn = db.begin_write()?;
     registry::wipe(&txn)?;
     hooks::wipe(&txn)?;
+    customers::wipe(&txn)?;
     {
         let mut checkpoints = txn.open_table(CHECKPOINTS)?;
         checkpoints.remove(registry::NAME)?;
         checkpoints.remove(hooks::NAME)?;
+        checkpoints.remove(customers::NAME)?;
     }
     txn.commit()?;
     Ok(())

@@ -14,8 +14,12 @@ use super::progress::{Attempt, DeliveryRecord, DeliveryStatus, MAX_ATTEMPTS_KEPT
 use super::retry::{self, Verdict};
 use super::signing::{self, HmacSecret};
 use crate::clock;
+use crate::domain::customer::Fingerprint;
 use crate::domain::internal::{HookRecord, HookState};
 use crate::journal::Envelope;
+
+/// The `state_reason` of a hook whose target the destination policy forbids.
+pub const DESTINATION_NOT_ALLOWED: &str = "destination_not_allowed";
 
 pub const USER_AGENT: &str = concat!("rev23-webhooks/", env!("CARGO_PKG_VERSION"));
 
@@ -118,6 +122,10 @@ pub async fn deliver(
             timestamp,
             &signature,
         );
+        if envelope.kind.starts_with("customer.") {
+            // Noted before sending: the receiver may echo it back before it answers.
+            note_customer_sent(&ctx, &envelope, now_ms);
+        }
         let outcome = ctx.client.post(target, headers, Bytes::from(body)).await;
         push_attempt(
             &mut record,
@@ -129,6 +137,15 @@ pub async fn deliver(
                 response_body: outcome.response_prefix.clone(),
             },
         );
+        if outcome.refused {
+            // The policy forbids where the target now resolves: nothing was sent. Retrying
+            // cannot help; the delivery waits (pending) until the hook is re-checked and resumed.
+            return Outcome::StopHook {
+                record,
+                state: HookState::Suspended,
+                reason: DESTINATION_NOT_ALLOWED.into(),
+            };
+        }
         let verdict = match outcome.status {
             Some(status) => retry::classify(status, outcome.retry_after.as_deref(), timestamp),
             None => Verdict::Retry { retry_after: None },
@@ -194,6 +211,15 @@ pub async fn deliver(
                 record.next_attempt_at_ms = None;
             }
         }
+    }
+}
+
+fn note_customer_sent(ctx: &LaneCtx, envelope: &Envelope, now_ms: i64) {
+    if let Ok(data) =
+        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&envelope.payload)
+    {
+        ctx.loops
+            .note_delivery(&ctx.hook_id, Fingerprint::of(&data), now_ms);
     }
 }
 

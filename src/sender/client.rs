@@ -1,7 +1,9 @@
 //! The outgoing HTTP client: hyper 1.x over rustls (ring; webpki roots plus the system's native
 //! roots), one shared keep-alive pool, a connect timeout and a total timeout per attempt, no
 //! redirects (hyper never follows them; a 3xx is a failure), and only the first KiB of a
-//! response body kept for the attempt log.
+//! response body kept for the attempt log. Every connect goes through the destination policy
+//! (see [`resolve`](super::resolve)): names resolve through [`GuardedResolver`], IP literals are
+//! checked here, both before any connection is opened.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +16,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+
+use super::resolve::{self, Destinations, GuardedResolver};
 
 /// Response bytes kept for the attempt log.
 pub const RESPONSE_PREFIX_BYTES: usize = 1024;
@@ -30,10 +34,13 @@ pub struct HttpOutcome {
     pub response_prefix: Option<String>,
     pub latency_ms: u64,
     pub error: Option<String>,
+    /// The destination policy refused the target (nothing was sent).
+    pub refused: bool,
 }
 
 pub struct HttpClient {
-    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>,
+    destinations: Destinations,
     timeout: Duration,
 }
 
@@ -52,8 +59,12 @@ fn tls_config() -> rustls::ClientConfig {
 }
 
 impl HttpClient {
-    pub fn new(connect_timeout: Duration, timeout: Duration) -> HttpClient {
-        let mut http = HttpConnector::new();
+    pub fn new(
+        connect_timeout: Duration,
+        timeout: Duration,
+        destinations: Destinations,
+    ) -> HttpClient {
+        let mut http = HttpConnector::new_with_resolver(GuardedResolver(destinations.clone()));
         http.enforce_http(false);
         http.set_connect_timeout(Some(connect_timeout));
         http.set_nodelay(true);
@@ -66,7 +77,11 @@ impl HttpClient {
             .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(https);
-        HttpClient { inner, timeout }
+        HttpClient {
+            inner,
+            destinations,
+            timeout,
+        }
     }
 
     /// POSTs `body` to `uri`; never panics, every failure is an outcome.
@@ -77,6 +92,14 @@ impl HttpClient {
         body: Bytes,
     ) -> HttpOutcome {
         let started = Instant::now();
+        // hyper connects to IP literals without asking the resolver: judge them here.
+        if let Err(v) = self.destinations.check_literal(uri.host().unwrap_or("")) {
+            return HttpOutcome {
+                error: Some(format!("destination not allowed: {v}")),
+                refused: true,
+                ..Default::default()
+            };
+        }
         let mut builder = hyper::Request::post(uri);
         for (name, value) in headers {
             builder = builder.header(name, value);
@@ -91,11 +114,10 @@ impl HttpClient {
             }
         };
         let exchange = async {
-            let response = self
-                .inner
-                .request(request)
-                .await
-                .map_err(describe_client_error)?;
+            let response = self.inner.request(request).await.map_err(|e| {
+                let refused = resolve::is_refusal(&e);
+                (describe_client_error(e), refused)
+            })?;
             let status = response.status().as_u16();
             let retry_after = response
                 .headers()
@@ -118,7 +140,7 @@ impl HttpClient {
                     Some(Err(_)) | None => break,
                 }
             }
-            Ok::<_, String>((status, retry_after, kept))
+            Ok::<_, (String, bool)>((status, retry_after, kept))
         };
         let result = tokio::time::timeout(self.timeout, exchange).await;
         let latency_ms = started.elapsed().as_millis() as u64;
@@ -128,9 +150,10 @@ impl HttpClient {
                 error: Some(format!("timed out after {} ms", self.timeout.as_millis())),
                 ..Default::default()
             },
-            Ok(Err(error)) => HttpOutcome {
+            Ok(Err((error, refused))) => HttpOutcome {
                 latency_ms,
                 error: Some(error),
+                refused,
                 ..Default::default()
             },
             Ok(Ok((status, retry_after, kept))) => HttpOutcome {
@@ -140,6 +163,7 @@ impl HttpClient {
                     .then(|| String::from_utf8_lossy(&kept).into_owned()),
                 latency_ms,
                 error: None,
+                refused: false,
             },
         }
     }
@@ -158,5 +182,86 @@ fn describe_client_error(e: hyper_util::client::legacy::Error) -> String {
         format!("connect failed: {message}")
     } else {
         message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::domain::policy::{Policy, PolicyHandle, PolicyRecord};
+    use crate::sender::resolve::StaticLookup;
+
+    /// A loopback server answering 200 to every connection; counts accepted connections.
+    async fn counting_server() -> (u16, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = stream.read(&mut buf).await;
+                    let _ = stream
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                });
+            }
+        });
+        (port, accepted)
+    }
+
+    fn client(private: &[&str]) -> HttpClient {
+        let policy = Policy::new(PolicyRecord {
+            allow_private_networks: private.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        })
+        .unwrap();
+        // A name that "re-bound" to loopback after the hook was created.
+        let lookup = StaticLookup(HashMap::from([(
+            "rebound.test".to_string(),
+            vec!["127.0.0.1".parse().unwrap()],
+        )]));
+        let destinations = Destinations::new(Arc::new(PolicyHandle::new(policy)), Arc::new(lookup));
+        HttpClient::new(Duration::from_secs(2), Duration::from_secs(5), destinations)
+    }
+
+    #[tokio::test]
+    async fn forbidden_addresses_are_refused_before_connecting() {
+        let (port, accepted) = counting_server().await;
+        let strict = client(&[]);
+        for url in [
+            format!("http://rebound.test:{port}/hook"),
+            format!("http://127.0.0.1:{port}/hook"),
+            format!("http://[::ffff:127.0.0.1]:{port}/hook"),
+        ] {
+            let outcome = strict
+                .post(url.parse().unwrap(), Vec::new(), Bytes::from_static(b"{}"))
+                .await;
+            assert!(outcome.refused, "{url}: {outcome:?}");
+            assert_eq!(outcome.status, None);
+            assert!(outcome.error.unwrap().contains("not allowed"), "{url}");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 0, "nothing may connect");
+
+        // The same name, once loopback is allowed, is reached.
+        let lenient = client(&["127.0.0.0/8"]);
+        let outcome = lenient
+            .post(
+                format!("http://rebound.test:{port}/hook").parse().unwrap(),
+                Vec::new(),
+                Bytes::from_static(b"{}"),
+            )
+            .await;
+        assert_eq!(outcome.status, Some(200), "{outcome:?}");
+        assert!(!outcome.refused);
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 }

@@ -47,6 +47,8 @@ pub struct LaneCtx {
     pub policy: Arc<RetryPolicy>,
     pub delivery: Arc<Delivery>,
     pub shutdown: Shutdown,
+    /// Notes the customers sent, for loop protection.
+    pub loops: Arc<crate::loops::LoopGuard>,
 }
 
 struct Slot {

@@ -2,7 +2,8 @@
 //! [`access`] (may this hook's user receive this event now), [`lane`] (one hook's ordered delivery loop and cursor), [`attempt`] (one delivery: permission
 //! re-check, body, signature, POST, retries), [`retry`] (what an answer means, how long to wait),
 //! [`signing`] (Standard Webhooks `v1`/`v1a`), [`client`] (hyper over rustls), and [`progress`]
-//! (cursors and the attempt log, batched through the journal writer). This file is the
+//! (cursors and the attempt log, batched through the journal writer), [`resolve`] (the
+//! destination policy at connect time). This file is the
 //! supervisor that starts a lane for every active hook and stops them all on shutdown.
 
 pub mod access;
@@ -10,6 +11,7 @@ pub mod attempt;
 pub mod client;
 pub mod lane;
 pub mod progress;
+pub mod resolve;
 pub mod retry;
 pub mod signing;
 
@@ -42,6 +44,8 @@ pub struct SenderParts {
     pub outgoing: Arc<Outgoing>,
     pub progress: Arc<Progress>,
     pub config: Arc<Config>,
+    pub destinations: resolve::Destinations,
+    pub loops: Arc<crate::loops::LoopGuard>,
 }
 
 /// Runs until `shutdown` fires, then waits for every lane to drain.
@@ -50,6 +54,7 @@ pub async fn run(parts: SenderParts, shutdown: Shutdown) {
     let client = Arc::new(client::HttpClient::new(
         Duration::from_millis(delivery.connect_timeout_ms),
         Duration::from_millis(delivery.timeout_ms),
+        parts.destinations.clone(),
     ));
     let policy = Arc::new(retry::RetryPolicy::new(delivery.retry_schedule_ms.clone()));
     let mut lanes: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
@@ -75,6 +80,7 @@ pub async fn run(parts: SenderParts, shutdown: Shutdown) {
                 policy: policy.clone(),
                 delivery: delivery.clone(),
                 shutdown: shutdown.clone(),
+                loops: parts.loops.clone(),
             });
             lanes.insert(id.clone(), tokio::spawn(lane::run(ctx)));
         }

@@ -63,11 +63,21 @@ pub fn start() -> Daemon {
     start_with("")
 }
 
+/// The destination policy tests get unless they write their own `[policy]`: the receivers live
+/// on 127.0.0.1, which SPEC §11 refuses unless allowed.
+pub const LOOPBACK_POLICY: &str = "[policy]\nallow_private_networks = [\"127.0.0.0/8\"]\n";
+
 /// Starts a daemon on an existing data dir (for restart tests); the caller keeps the dir alive.
+/// Unless `extra_toml` has its own `[policy]` table, [`LOOPBACK_POLICY`] is added after it.
 pub fn start_in(data_dir: &Path, extra_toml: &str) -> Daemon {
     let config_path = data_dir.join("test-config.toml");
+    let policy = if extra_toml.contains("[policy]") {
+        ""
+    } else {
+        LOOPBACK_POLICY
+    };
     let config = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ntenant = \"teststudio\"\n{extra_toml}\n",
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ntenant = \"teststudio\"\n{extra_toml}\n{policy}",
         data_dir.join("data").display().to_string()
     );
     std::fs::write(&config_path, config).expect("write config");
