@@ -442,20 +442,110 @@ fn schemathesis_finds_no_problems_against_the_openapi_file() {
             {"type": "release_form.generated", "data": {"id": "rf_1", "pdf_base64": "JVBERi0xLjQK"}}
         ]),
     );
-    let out = std::process::Command::new("st")
-        .args(["run", OPENAPI, "--url", &d.url("/ifttt/v1")])
-        .args(["-H", &format!("IFTTT-Service-Key: {SERVICE_KEY}")])
-        .args(["-H", &format!("Authorization: Bearer {}", d.owner_key)])
-        .args(["--checks", "all", "--max-examples", "30", "--workers", "1"])
-        .args(["--seed", "23", "--generation-deterministic"])
-        .env("SCHEMATHESIS_TELEMETRY", "false")
-        .output()
-        .expect("run schemathesis");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "schemathesis found problems:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    // Every check on every operation, except that the action's schema cannot say everything its
+    // validation refuses (an email's shape, a real date), so schema-valid data may be skipped.
+    let action = "/actions/create_customer";
+    for (filter, excluded) in [
+        ("--exclude-path", "none"),
+        ("--include-path", "positive_data_acceptance"),
+    ] {
+        let mut st = std::process::Command::new("st");
+        st.args(["run", OPENAPI, "--url", &d.url("/ifttt/v1"), filter, action])
+            .args(["-H", &format!("IFTTT-Service-Key: {SERVICE_KEY}")])
+            .args(["-H", &format!("Authorization: Bearer {}", d.owner_key)])
+            .args(["--checks", "all", "--max-examples", "30", "--workers", "1"])
+            .args(["--seed", "23", "--generation-deterministic"])
+            .env("SCHEMATHESIS_TELEMETRY", "false");
+        if excluded != "none" {
+            st.args(["--exclude-checks", excluded]);
+        }
+        let out = st.output().expect("run schemathesis");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "schemathesis found problems ({filter} {action}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("passed"), "{stdout}");
+    }
+}
+
+#[test]
+fn the_create_customer_action_creates_once_and_skips_what_can_never_succeed() {
+    let d = start();
+    let (_, writer) = d.user_with_key("zap", &["write:customer", "read:customer"]);
+    let action = |key: &str, fields: Value| {
+        ifttt(
+            &d,
+            "POST",
+            "/actions/create_customer",
+            Some(key),
+            Some(
+                &json!({"actionFields": fields, "user": {"timezone": "Europe/London"},
+                         "ifttt_source": {"id": "1", "url": "https://ifttt.com/applets/1"}}),
+            ),
+        )
+    };
+    let r = action(
+        &writer,
+        json!({"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com",
+               "phone_number": "", "external_id": "ifttt-1"}),
     );
-    assert!(stdout.contains("passed"), "{stdout}");
+    assert_eq!(r.status, 200, "{}", r.text);
+    let id = r.json["data"][0]["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("cus_"), "{id}");
+    let c = d.owner("GET", &format!("/v1/customers/{id}"), None);
+    assert_eq!(c.status, 200, "{}", c.text);
+    assert_eq!(c.json["email"], "ada@example.com");
+    assert!(
+        c.json.get("phone_number").is_none(),
+        "empty fields are absent: {}",
+        c.text
+    );
+    // IFTTT retries: the same external id answers with the same customer, nothing new.
+    let again = action(
+        &writer,
+        json!({"first_name": "Ada", "last_name": "L", "external_id": "ifttt-1"}),
+    );
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.json["data"][0]["id"], id.as_str());
+
+    // Invalid data and a missing permission can never succeed: 400 SKIP.
+    let r = action(
+        &writer,
+        json!({"first_name": "", "last_name": "", "email": "not-an-email"}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json["errors"][0]["status"], "SKIP");
+    assert!(!error_message(&r).is_empty());
+    let (_, reader) = d.user_with_key("reader", &["read:customer"]);
+    let r = action(&reader, json!({"first_name": "A", "last_name": "B"}));
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json["errors"][0]["status"], "SKIP");
+    // Bad bodies and keys.
+    let r = ifttt(
+        &d,
+        "POST",
+        "/actions/create_customer",
+        Some(&writer),
+        Some(&json!({})),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = action("ca_wrong", json!({"first_name": "A", "last_name": "B"}));
+    assert_eq!(r.status, 401);
+    // test/setup gives IFTTT working and skipping samples for the action.
+    let setup = ifttt(&d, "POST", "/test/setup", None, None);
+    let token = setup.json["data"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let samples = &setup.json["data"]["samples"];
+    let ok = action(&token, samples["actions"]["create_customer"].clone());
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    let skip = action(
+        &token,
+        samples["actionRecordSkipping"]["create_customer"].clone(),
+    );
+    assert_eq!(skip.status, 400, "{}", skip.text);
+    assert_eq!(skip.json["errors"][0]["status"], "SKIP");
 }

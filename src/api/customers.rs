@@ -150,32 +150,7 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Res
             }
         }
     }
-    super::loops::guard_inbound(state, &caller, &fields).await?;
-    let existing = match fields.get("external_id").and_then(Value::as_str) {
-        Some(external) => view_store::find(&state.db, Index::ExternalId, external, 1)?
-            .first()
-            .map(|id| load(state, id))
-            .transpose()?
-            .flatten(),
-        None => None,
-    };
-    let (status, row, created) = match existing {
-        Some(row) => (StatusCode::OK, row, false),
-        None => {
-            let id = ids::new_id(CUSTOMER_PREFIX);
-            let mut data = Map::new();
-            data.insert("id".into(), Value::String(id.clone()));
-            data.extend(fields.clone());
-            let row = commit(
-                state,
-                customer_event(customer::CREATED, &id, &data, &caller),
-            )
-            .await?;
-            (StatusCode::CREATED, row, true)
-        }
-    };
-    let mut body = view(&row, &caller);
-    body["created"] = Value::Bool(created);
+    let (status, body) = create_locked(state, &caller, fields).await?;
     let body = serde_json::to_vec(&body).unwrap_or_default();
     if let Some(key) = &idem {
         state.idempotency.remember(
@@ -190,6 +165,52 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Res
         );
     }
     Ok(json_bytes(status, body))
+}
+
+/// Creates a customer for another inbound surface (IFTTT's `create_customer` action): the same
+/// permission, validation, loop protection and `external_id` upsert as `POST /v1/customers`.
+/// Returns the status (201 created, 200 found by `external_id`) and the customer as `caller`
+/// may see it, with `"created"`.
+pub async fn create_for(
+    state: &AppState,
+    caller: &Principal,
+    input: Map<String, Value>,
+) -> Result<(StatusCode, Value), ApiError> {
+    caller.require(Permission::WriteCustomer)?;
+    let fields = customer::validate(input, true).map_err(ApiError::validation)?;
+    let _guard = state.customers_lock.lock().await;
+    create_locked(state, caller, fields).await
+}
+
+/// The create itself; the caller holds `customers_lock` (so check-then-append is race-free).
+async fn create_locked(
+    state: &AppState,
+    caller: &Principal,
+    fields: Map<String, Value>,
+) -> Result<(StatusCode, Value), ApiError> {
+    super::loops::guard_inbound(state, caller, &fields).await?;
+    let existing = match fields.get("external_id").and_then(Value::as_str) {
+        Some(external) => view_store::find(&state.db, Index::ExternalId, external, 1)?
+            .first()
+            .map(|id| load(state, id))
+            .transpose()?
+            .flatten(),
+        None => None,
+    };
+    let (status, row, created) = match existing {
+        Some(row) => (StatusCode::OK, row, false),
+        None => {
+            let id = ids::new_id(CUSTOMER_PREFIX);
+            let mut data = Map::new();
+            data.insert("id".into(), Value::String(id.clone()));
+            data.extend(fields);
+            let row = commit(state, customer_event(customer::CREATED, &id, &data, caller)).await?;
+            (StatusCode::CREATED, row, true)
+        }
+    };
+    let mut body = view(&row, caller);
+    body["created"] = Value::Bool(created);
+    Ok((status, body))
 }
 
 /// `PATCH /v1/customers/{id}`: `customer.updated` only if something changes; `null` clears a

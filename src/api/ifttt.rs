@@ -1,5 +1,5 @@
 //! The IFTTT service API (SPEC §14) under `/ifttt/v1`: `status`, `test/setup`, `user/info`,
-//! `triggers/{slug}` and the trigger-identity DELETE, with IFTTT's own shapes — `{"data": ...}`
+//! `triggers/{slug}`, the trigger-identity DELETE and `actions/create_customer`, with IFTTT's own shapes — `{"data": ...}`
 //! and `{"errors":[{"message"}]}`. IFTTT authenticates as the service with `IFTTT-Service-Key`
 //! (or the legacy `IFTTT-Channel-Key`); user calls carry the user's REV23 API key as a bearer
 //! token. Trigger items are read through the same scoped, redacted path as Zapier's polling.
@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use subtle::ConstantTimeEq;
 
 use super::auth::{authenticate, Access as _};
+use super::customers;
 use super::error::ApiError;
 use super::registry_change;
 use super::request::read_json;
@@ -110,11 +111,14 @@ pub async fn handle(state: &Arc<AppState>, req: Request<Incoming>, rest: &[&str]
             let slug = slug.to_string();
             trigger(state, req, &slug).await
         }
+        (["actions", "create_customer"], &Method::POST) => create_customer(state, req).await,
         (["triggers", slug, "trigger_identity", identity], &Method::DELETE) => {
             forget_identity(state, req.headers(), slug, identity)
         }
         (["status"] | ["user", "info"], _) => Err(method_not_allowed(&method, "GET")),
-        (["test", "setup"] | ["triggers", _], _) => Err(method_not_allowed(&method, "POST")),
+        (["test", "setup"] | ["triggers", _] | ["actions", "create_customer"], _) => {
+            Err(method_not_allowed(&method, "POST"))
+        }
         (["triggers", _, "trigger_identity", _], _) => Err(method_not_allowed(&method, "DELETE")),
         _ => Err(IftttError::new(StatusCode::NOT_FOUND, "no such endpoint")),
     };
@@ -245,6 +249,13 @@ async fn test_setup(state: &AppState, headers: &HeaderMap) -> Result<Response, I
         "accessToken": secret.secret,
         "samples": {
             "triggers": triggers,
+            "actions": {"create_customer": {
+                "first_name": "Ada", "last_name": "Lovelace",
+                "email": "ada@example.com", "phone_number": "+1 555 0100",
+            }},
+            "actionRecordSkipping": {"create_customer": {
+                "first_name": "", "last_name": "", "email": "not-an-email",
+            }},
         },
     }});
     Ok(json_response(StatusCode::OK, &body))
@@ -437,4 +448,41 @@ fn forget_identity(
     check_identity(&identity)?;
     state.ifttt_identities.forget(&identity);
     Ok(json_response(StatusCode::OK, &json!({"data": {}})))
+}
+
+#[derive(Deserialize)]
+struct ActionRequest {
+    #[serde(rename = "actionFields")]
+    action_fields: Map<String, Value>,
+}
+
+/// `POST /actions/create_customer`: the same create as `POST /v1/customers` (permission,
+/// validation, loop protection, `external_id` upsert). IFTTT sends every field as a string and
+/// `""` for one left empty, which counts as absent. A request that can never succeed (invalid
+/// data, a missing permission, a stopped loop) is a 400 with `"status": "SKIP"`, so IFTTT does
+/// not retry it.
+async fn create_customer(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+) -> Result<Response, IftttError> {
+    let caller = user(state, req.headers())?;
+    let input: ActionRequest = read_json(state, req)
+        .await
+        .map_err(|e| IftttError::new(StatusCode::BAD_REQUEST, e.message))?;
+    let fields: Map<String, Value> = input
+        .action_fields
+        .into_iter()
+        .filter(|(_, v)| !matches!(v, Value::String(s) if s.trim().is_empty()) && !v.is_null())
+        .collect();
+    match customers::create_for(state, &caller, fields).await {
+        Ok((_, customer)) => Ok(json_response(
+            StatusCode::OK,
+            &json!({"data": [{"id": customer["id"]}]}),
+        )),
+        Err(e) if matches!(e.status.as_u16(), 403 | 409 | 422) => Ok(json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"errors": [{"status": "SKIP", "message": e.message}]}),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
