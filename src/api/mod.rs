@@ -10,6 +10,8 @@ pub mod files;
 pub mod health;
 pub mod hooks;
 pub mod keys;
+pub mod metrics;
+pub mod prometheus;
 pub mod pull;
 pub mod rate_limit;
 pub mod registry_change;
@@ -86,6 +88,7 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response
     match (segments.as_slice(), &method) {
         (["healthz"], &Method::GET) => Ok(health::healthz()),
         (["readyz"], &Method::GET) => Ok(health::readyz(state)),
+        (["metrics"], &Method::GET) => metrics::metrics(state).await,
         (["v1", "events"], &Method::POST) => events::create(state, req).await,
         (["v1", "events"], &Method::GET) => events::list(state, req).await,
         (["v1", "events", id], &Method::GET) => events::get(state, req.headers(), id).await,
@@ -154,6 +157,7 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response
 fn unknown_route(segments: &[&str], method: &Method) -> ApiError {
     let allowed = match segments {
         ["healthz"] | ["readyz"] | ["v1", "me"] | ["v1", "keys"] => "GET",
+        ["metrics"] => "GET",
         ["v1", "events"] | ["v1", "users"] => "GET, POST",
         ["v1", "events", _] => "GET",
         ["v1", "users", _] => "GET, PATCH",

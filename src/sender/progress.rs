@@ -11,6 +11,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use super::latency::LatencyHistogram;
 use crate::journal::{JournalError, WriteFn, Writer};
 
 /// `hook id → JSON HookProgress`.
@@ -103,6 +104,8 @@ pub struct Progress {
     hooks: Mutex<HashMap<String, HookProgress>>,
     tx: mpsc::Sender<Row>,
     writer: Writer,
+    /// Every HTTP attempt's latency since start (for `/metrics`).
+    pub latency: LatencyHistogram,
 }
 
 impl Progress {
@@ -117,6 +120,7 @@ impl Progress {
             hooks: Mutex::new(hooks),
             tx,
             writer: writer.clone(),
+            latency: LatencyHistogram::default(),
         });
         let recorder = tokio::spawn(record(rx, writer));
         Ok((progress, recorder))
@@ -129,6 +133,11 @@ impl Progress {
             .get(hook_id)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// A copy of every hook's progress, deleted hooks included (their counters still count).
+    pub fn all(&self) -> HashMap<String, HookProgress> {
+        self.hooks.lock().expect("progress lock").clone()
     }
 
     /// Changes a hook's progress and queues the new row.
