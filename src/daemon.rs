@@ -22,6 +22,7 @@ use crate::projectors::{self, hooks::HooksProjector, registry::RegistryProjector
 use crate::replay::{self, worker::ReplayParts};
 use crate::sender::{self, progress::Progress, signing::SigningKeyFile, SenderParts};
 use crate::shutdown::{self, ShutdownSignal};
+use crate::systemd;
 
 pub const OWNER_KEY_FILE: &str = "owner.key";
 /// How long start-up waits for projectors to catch up with the journal.
@@ -192,6 +193,8 @@ async fn serve(
     // A machine-readable line on stdout for scripts and tests that ask for port 0.
     println!("rev23-webhooks listening on http://{local}");
     let _ = std::io::stdout().flush();
+    let sender_alive = Arc::new(AtomicBool::new(true));
+    let sender_guard = systemd::watchdog::AliveGuard(sender_alive.clone());
     let sender = tokio::spawn(sender::run(
         SenderParts {
             db: state.db.clone(),
@@ -205,6 +208,11 @@ async fn serve(
         },
         signal.listener(),
     ));
+    // The guard leaves with the sender's task, however it ends.
+    let sender = tokio::spawn(async move {
+        let _alive = sender_guard;
+        sender.await
+    });
     let replayer = tokio::spawn(replay::worker::run(
         ReplayParts {
             db: state.db.clone(),
@@ -216,6 +224,12 @@ async fn serve(
         },
         signal.listener(),
     ));
+    systemd::announce_ready(
+        &format!("listening on http://{local}"),
+        state.writer.clone(),
+        sender_alive,
+        signal.listener(),
+    );
     api::server::serve(listener, state, signal.listener()).await;
     // The HTTP side has drained; the sender heard the same signal and drains in parallel.
     let _ = sender.await;

@@ -9,7 +9,8 @@
 //! - [`replay`]: re-delivering any journal range to a hook, rate-capped, surviving restarts.
 //! - [`api`]: the hyper HTTP server, auth, rate limits and one file per API resource.
 //! - [`domain`]: the event catalog, permissions and the records the journal carries.
-//! - [`daemon`]: wiring, start-up bootstrap and graceful shutdown.
+//! - [`daemon`]: wiring, start-up bootstrap and graceful shutdown; [`systemd`]: readiness and
+//!   watchdog notifications when run as a `Type=notify` service.
 //! - [`sender`]: outgoing deliveries; [`sender::signing`] is Standard Webhooks signing and
 //!   verification.
 //! - [`cli`]: the command-line tools beside `serve` (`verify`, `listen`).
@@ -26,3 +27,4 @@ pub mod projectors;
 pub mod replay;
 pub mod sender;
 pub mod shutdown;
+pub mod systemd;

@@ -65,6 +65,11 @@ pub fn start() -> Daemon {
 
 /// Starts a daemon on an existing data dir (for restart tests); the caller keeps the dir alive.
 pub fn start_in(data_dir: &Path, extra_toml: &str) -> Daemon {
+    start_in_env(data_dir, extra_toml, &[])
+}
+
+/// [`start_in`] with extra environment variables for the daemon (e.g. `NOTIFY_SOCKET`).
+pub fn start_in_env(data_dir: &Path, extra_toml: &str, env: &[(&str, &str)]) -> Daemon {
     let config_path = data_dir.join("test-config.toml");
     let config = format!(
         "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ntenant = \"teststudio\"\n{extra_toml}\n",
@@ -79,6 +84,7 @@ pub fn start_in(data_dir: &Path, extra_toml: &str) -> Daemon {
             "RUST_LOG",
             std::env::var("TEST_DAEMON_LOG").unwrap_or_else(|_| "warn".into()),
         )
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
