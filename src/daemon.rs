@@ -283,12 +283,21 @@ async fn bootstrap_owner(state: &AppState) -> Result<(), DaemonError> {
     api::registry_change::commit(state, events)
         .await
         .map_err(|e| DaemonError::Startup(format!("creating the owner: {}", e.message)))?;
-    println!(
-        "created the owner user {} and its API key (shown once; also in {}): {}",
-        user.id,
-        path.display(),
-        secret.secret
-    );
+    if std::env::var_os("NOTIFY_SOCKET").is_some() {
+        // Under systemd stdout goes to the journal, which more people read than the key file.
+        println!(
+            "created the owner user {} and its API key, in {}",
+            user.id,
+            path.display()
+        );
+    } else {
+        println!(
+            "created the owner user {} and its API key (shown once; also in {}): {}",
+            user.id,
+            path.display(),
+            secret.secret
+        );
+    }
     Ok(())
 }
 
