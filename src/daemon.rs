@@ -136,6 +136,7 @@ pub fn run_until(
             registry_lock: tokio::sync::Mutex::new(()),
             hooks_lock: tokio::sync::Mutex::new(()),
             started: AtomicBool::new(false),
+            backups: Default::default(),
         });
         let served = serve(state, signal, os_signals).await;
         // Lanes stopped (they heard the same signal); write what the recorder holds.

@@ -16,6 +16,7 @@
 //! - [`cli`]: the command-line tools beside `serve` (`verify`, `listen`).
 
 pub mod api;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;

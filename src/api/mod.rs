@@ -3,6 +3,7 @@
 //! request → response.
 
 pub mod auth;
+pub mod backups;
 pub mod deliveries;
 pub mod error;
 pub mod events;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub hooks_lock: tokio::sync::Mutex<()>,
     /// Set once start-up (bootstrap) is complete.
     pub started: AtomicBool,
+    /// Snapshots written by `POST /v1/backups`, waiting to be fetched.
+    pub backups: backups::Backups,
 }
 
 /// Routes one request. Never fails: errors become JSON error responses.
@@ -89,6 +92,11 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response
         (["healthz"], &Method::GET) => Ok(health::healthz()),
         (["readyz"], &Method::GET) => Ok(health::readyz(state)),
         (["metrics"], &Method::GET) => metrics::metrics(state).await,
+        (["v1", "backups"], &Method::POST) => backups::create(state, req.headers()).await,
+        (["v1", "backups", id], &Method::GET) => {
+            backups::chunk(state, req.headers(), req.uri().query(), id).await
+        }
+        (["v1", "backups", id], &Method::DELETE) => backups::delete(state, req.headers(), id),
         (["v1", "events"], &Method::POST) => events::create(state, req).await,
         (["v1", "events"], &Method::GET) => events::list(state, req).await,
         (["v1", "events", id], &Method::GET) => events::get(state, req.headers(), id).await,
@@ -158,6 +166,8 @@ fn unknown_route(segments: &[&str], method: &Method) -> ApiError {
     let allowed = match segments {
         ["healthz"] | ["readyz"] | ["v1", "me"] | ["v1", "keys"] => "GET",
         ["metrics"] => "GET",
+        ["v1", "backups"] => "POST",
+        ["v1", "backups", _] => "GET, DELETE",
         ["v1", "events"] | ["v1", "users"] => "GET, POST",
         ["v1", "events", _] => "GET",
         ["v1", "users", _] => "GET, PATCH",

@@ -52,6 +52,17 @@ impl DaemonArgs {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<(u16, String), String> {
+        let (status, bytes) = self.request_bytes(method, path, body)?;
+        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// [`request`](Self::request) for binary answers: the status and the body's bytes.
+    pub fn request_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(u16, Vec<u8>), String> {
         let key = self.key()?;
         let url = format!("{}{}", self.url.trim_end_matches('/'), path);
         let uri: hyper::Uri = url.parse().map_err(|e| format!("bad --url {url:?}: {e}"))?;
@@ -87,10 +98,7 @@ impl DaemonArgs {
                         .collect()
                         .await
                         .map_err(|e| format!("reading the response: {e}"))?;
-                Ok((
-                    status,
-                    String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
-                ))
+                Ok((status, collected.to_bytes().to_vec()))
             };
             tokio::time::timeout(REQUEST_TIMEOUT, exchange)
                 .await

@@ -15,9 +15,10 @@ use super::latency::LatencyHistogram;
 use crate::journal::{JournalError, WriteFn, Writer};
 
 /// `hook id → JSON HookProgress`.
-const HOOK_PROGRESS: TableDefinition<&str, &[u8]> = TableDefinition::new("hook_progress");
+pub(crate) const HOOK_PROGRESS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("hook_progress");
 /// `(hook id, sequence) → JSON DeliveryRecord`.
-const HOOK_DELIVERIES: TableDefinition<(&str, u64), &[u8]> =
+pub(crate) const HOOK_DELIVERIES: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("hook_deliveries");
 
 /// Updates queued for the recorder at most; lanes wait (back-pressure) beyond it.
