@@ -40,8 +40,8 @@ pub const MAX_CHUNK_BYTES: u64 = 8 * 1024 * 1024;
 #[derive(Default)]
 pub struct Backups {
     held: Mutex<BTreeMap<String, Held>>,
-    /// One snapshot is written at a time.
-    writing: tokio::sync::Mutex<()>,
+    /// One snapshot is written at a time; the writing task holds it (even if the client left).
+    writing: Arc<tokio::sync::Mutex<()>>,
 }
 
 struct Held {
@@ -65,7 +65,7 @@ fn view(id: &str, held: &Held) -> serde_json::Value {
 /// `POST /v1/backups`.
 pub async fn create(state: &Arc<AppState>, headers: &HeaderMap) -> Result<Response, ApiError> {
     authenticate(state, headers)?.require_admin()?;
-    let Ok(_writing) = state.backups.writing.try_lock() else {
+    let Ok(writing) = state.backups.writing.clone().try_lock_owned() else {
         return Err(ApiError::conflict(
             "a backup is being written; try again when it is done",
         ));
@@ -95,10 +95,13 @@ pub async fn create(state: &Arc<AppState>, headers: &HeaderMap) -> Result<Respon
         state.config.data_dir.clone(),
         state.config.storage.cache_size_bytes,
     );
-    let info = tokio::task::spawn_blocking(move || snapshot::write(&db, &data_dir, &out, cache))
-        .await
-        .map_err(|e| ApiError::internal(format!("backup task: {e}")))?
-        .map_err(|e| backup_failed(&e))?;
+    let info = tokio::task::spawn_blocking(move || {
+        let _writing = writing;
+        snapshot::write(&db, &data_dir, &out, cache)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("backup task: {e}")))?
+    .map_err(|e| backup_failed(&e))?;
     tracing::info!(backup = %id, size_bytes = info.size_bytes, journal_head = info.journal_head, "backup written");
     let held = Held {
         expires_at_ms: info.created_at_ms + TTL_MS,

@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 use serde_json::Value;
@@ -13,6 +14,8 @@ use serde_json::Value;
 use super::client::DaemonArgs;
 use crate::backup::{restore, snapshot};
 
+/// How long the daemon may take to write the snapshot (about the time to copy the database).
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Chunks fetched at most (8 MiB each: 8 TiB), so a misbehaving daemon cannot loop us forever.
 const MAX_CHUNKS: u64 = 1 << 20;
 
@@ -42,7 +45,10 @@ pub fn backup(args: BackupArgs) -> Result<(), String> {
             args.to.display()
         ));
     }
-    let (status, text) = args.daemon.request("POST", "/v1/backups", None)?;
+    let (status, bytes) =
+        args.daemon
+            .request_within("POST", "/v1/backups", None, SNAPSHOT_TIMEOUT)?;
+    let text = String::from_utf8_lossy(&bytes);
     if status != 201 {
         return Err(format!("the daemon answered {status}: {text}"));
     }
