@@ -8,6 +8,9 @@ mod common;
 
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Half of it is the ping interval: 200 ms.
@@ -51,11 +54,37 @@ fn has(messages: &[String], line: &str) -> usize {
         .count()
 }
 
+/// Receives every datagram on `socket` in a thread (the kernel queues only a few, and a full
+/// queue drops the daemon's next message), until `stop` or `WAIT` twice over.
+fn drain(socket: UnixDatagram, stop: Arc<AtomicBool>) -> (Arc<Mutex<Vec<String>>>, JoinHandle<()>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = got.clone();
+    let handle = std::thread::spawn(move || {
+        let deadline = Instant::now() + WAIT * 2;
+        while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+            let batch = collect(&socket, Duration::from_millis(50), |m| !m.is_empty());
+            sink.lock().unwrap().extend(batch);
+        }
+    });
+    (got, handle)
+}
+
+/// Waits (bounded) until `done` holds for what `got` has gathered; returns a copy.
+fn wait_for(got: &Mutex<Vec<String>>, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    common::wait_until(WAIT, || {
+        let now = got.lock().unwrap().clone();
+        done(&now).then_some(())
+    });
+    got.lock().unwrap().clone()
+}
+
 #[test]
 fn ready_watchdog_and_stopping_reach_a_path_socket() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&path).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (got, drainer) = drain(socket, stop.clone());
     let mut d = common::start_in_env(
         dir.path(),
         "",
@@ -64,27 +93,26 @@ fn ready_watchdog_and_stopping_reach_a_path_socket() {
             ("WATCHDOG_USEC", WATCHDOG_USEC),
         ],
     );
-    let got = collect(&socket, WAIT, |m| has(m, "WATCHDOG=1") >= 3);
-    assert_eq!(has(&got, "READY=1"), 1, "one READY=1: {got:?}");
-    assert!(has(&got, "WATCHDOG=1") >= 3, "watchdog pings: {got:?}");
-    let ready_at = got.iter().position(|m| m.contains("READY=1")).unwrap();
-    let first_ping = got.iter().position(|m| m == "WATCHDOG=1").unwrap();
-    assert!(ready_at < first_ping, "READY=1 comes first: {got:?}");
+    let seen = wait_for(&got, |m| has(m, "WATCHDOG=1") >= 3);
+    assert_eq!(has(&seen, "READY=1"), 1, "one READY=1: {seen:?}");
+    assert!(has(&seen, "WATCHDOG=1") >= 3, "watchdog pings: {seen:?}");
+    let ready_at = seen.iter().position(|m| m.contains("READY=1")).unwrap();
+    let first_ping = seen.iter().position(|m| m == "WATCHDOG=1").unwrap();
+    assert!(ready_at < first_ping, "READY=1 comes first: {seen:?}");
     assert!(
-        got[ready_at].contains(&format!("STATUS=listening on {}", d.base_url)),
-        "status names the address: {got:?}"
+        seen[ready_at].contains(&format!("STATUS=listening on {}", d.base_url)),
+        "status names the address: {seen:?}"
     );
+    assert_eq!(has(&seen, "STOPPING=1"), 0);
     // Ready means serving.
     assert_eq!(d.call("GET", "/healthz", None, None).status, 200);
 
     assert_eq!(d.stop(), Some(0), "SIGTERM exits 0");
-    let after = collect(&socket, WAIT, |m| has(m, "STOPPING=1") > 0);
-    assert_eq!(
-        has(&after, "STOPPING=1"),
-        1,
-        "STOPPING=1 on SIGTERM: {after:?}"
-    );
-    assert_eq!(has(&after, "READY=1"), 0);
+    let all = wait_for(&got, |m| has(m, "STOPPING=1") > 0);
+    stop.store(true, Ordering::Release);
+    drainer.join().unwrap();
+    assert_eq!(has(&all, "STOPPING=1"), 1, "STOPPING=1 on SIGTERM: {all:?}");
+    assert_eq!(has(&all, "READY=1"), 1);
 }
 
 #[test]

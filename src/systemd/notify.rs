@@ -53,10 +53,10 @@ impl Notifier {
         } else {
             return Err(bad());
         };
-        Ok(Notifier {
-            socket: UnixDatagram::unbound()?,
-            addr,
-        })
+        let socket = UnixDatagram::unbound()?;
+        // Sent from async tasks: a full receive queue must fail the send, not block a thread.
+        socket.set_nonblocking(true)?;
+        Ok(Notifier { socket, addr })
     }
 
     /// Sends `state` (newline-separated `KEY=value` lines).

@@ -47,6 +47,9 @@ pub async fn run(
         let head = liveness.writer.head();
         let alive = check(&liveness, interval / 2, head != last_head).await;
         last_head = head;
+        if shutdown.is_fired() {
+            break;
+        }
         match alive {
             Ok(()) => {
                 if let Err(e) = notifier.notify("WATCHDOG=1") {
