@@ -77,3 +77,41 @@ async fn check(liveness: &Liveness, timeout: Duration, head_moved: bool) -> Resu
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::schema;
+
+    #[tokio::test]
+    async fn alive_only_while_the_sender_runs_and_the_writer_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(schema::open(dir.path(), 1 << 20).unwrap());
+        let (writer, thread) = Writer::start(db, 0, 0);
+        let sender_alive = Arc::new(AtomicBool::new(true));
+        let liveness = Liveness {
+            writer: writer.clone(),
+            sender_alive: sender_alive.clone(),
+        };
+        let timeout = Duration::from_secs(10);
+        assert_eq!(check(&liveness, timeout, false).await, Ok(()));
+
+        // The sender's task ended: its guard cleared the flag.
+        drop(AliveGuard(sender_alive.clone()));
+        assert!(check(&liveness, timeout, false)
+            .await
+            .unwrap_err()
+            .contains("sender"));
+        sender_alive.store(true, Ordering::Release);
+
+        // The writer is gone: no commit, no ping.
+        writer.stop();
+        tokio::task::spawn_blocking(move || thread.join().unwrap())
+            .await
+            .unwrap();
+        assert!(check(&liveness, timeout, false)
+            .await
+            .unwrap_err()
+            .contains("journal writer"));
+    }
+}
