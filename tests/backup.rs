@@ -237,7 +237,14 @@ fn a_backup_taken_during_ingest_and_delivery_restores_the_same_state() {
         out.contains(&format!("journal head {backup_head}")),
         "{out}"
     );
-    let b = common::start_in(&restored_dir, config());
+    // Slow retries: the restored cursor stays put (the old receiver is gone) while we read it.
+    let b = common::start_in(
+        &restored_dir,
+        &format!(
+            "{}[delivery]\nretry_schedule_ms = [0, 3000, 3000, 3000, 3000, 3000, 3000]\n",
+            config()
+        ),
+    );
     assert_eq!(b.owner_key, a.owner_key, "owner.key restored");
     assert_eq!(
         head(&b),
@@ -309,6 +316,23 @@ fn a_backup_taken_during_ingest_and_delivery_restores_the_same_state() {
     // The same signing key: receivers that pinned it keep verifying.
     let keys = |d: &Daemon| d.call("GET", "/v1/signing-keys", None, None).json;
     assert_eq!(keys(&b), keys(&a));
+
+    // Delivery resumes from the restored cursor, in order, with no gap, to a new receiver.
+    let rx2 = Receiver::ok();
+    let r = b.owner(
+        "PATCH",
+        &format!("/v1/hooks/{live}"),
+        Some(&json!({"target_url": rx2.url("/in")})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let pending = (matched - cursor) as usize;
+    let got = rx2.wait_for(pending, WAIT);
+    let sequences: Vec<u64> = got.iter().map(|r| r.sequence()).collect();
+    let expected: Vec<u64> = (cursor + 1..=matched).collect();
+    assert_eq!(
+        sequences, expected,
+        "resumed at cursor + 1, strictly in order"
+    );
 }
 
 /// `Path` helper: creates the dir and returns it.
