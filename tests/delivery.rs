@@ -990,7 +990,11 @@ fn hooks_api_create_validate_scope_list_patch_delete() {
         assert!(view.get(field).is_some(), "missing {field}: {view}");
     }
     assert!(view.get("secret").is_none(), "{view}");
-    let log = deliveries(&d, &ha_id, None);
+    // The log row is written by the recorder's next batch, which may trail the cursor's view.
+    let log = common::wait_until(WAIT, || {
+        Some(deliveries(&d, &ha_id, None)).filter(|log| !log.is_empty())
+    })
+    .unwrap_or_default();
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(log[0]["event_id"], event_id.as_str());
 
