@@ -30,6 +30,7 @@ use crate::sender::{
     self, client::HttpClient, progress::Progress, signing::SigningKeyFile, SenderParts,
 };
 use crate::shutdown::{self, ShutdownSignal};
+use crate::systemd;
 
 pub const OWNER_KEY_FILE: &str = "owner.key";
 /// How long start-up waits for projectors to catch up with the journal.
@@ -164,6 +165,7 @@ pub fn run_until(
             loops,
             destinations,
             started: AtomicBool::new(false),
+            backups: Default::default(),
         });
         let served = serve(state, signal, os_signals).await;
         // Lanes stopped (they heard the same signal); write what the recorder holds.
@@ -230,6 +232,8 @@ async fn serve(
     // A machine-readable line on stdout for scripts and tests that ask for port 0.
     println!("rev23-webhooks listening on http://{local}");
     let _ = std::io::stdout().flush();
+    let sender_alive = Arc::new(AtomicBool::new(true));
+    let sender_guard = systemd::watchdog::AliveGuard(sender_alive.clone());
     let sender = tokio::spawn(sender::run(
         SenderParts {
             db: state.db.clone(),
@@ -245,6 +249,11 @@ async fn serve(
         },
         signal.listener(),
     ));
+    // The guard leaves with the sender's task, however it ends.
+    let sender = tokio::spawn(async move {
+        let _alive = sender_guard;
+        sender.await
+    });
     let replayer = tokio::spawn(replay::worker::run(
         ReplayParts {
             db: state.db.clone(),
@@ -258,6 +267,12 @@ async fn serve(
     ));
     let realtime = realtime_parts(&state)?
         .map(|parts| tokio::spawn(ifttt::realtime::run(parts, signal.listener())));
+    systemd::announce_ready(
+        &format!("listening on http://{local}"),
+        state.writer.clone(),
+        sender_alive,
+        signal.listener(),
+    );
     api::server::serve(listener, state, signal.listener()).await;
     // The HTTP side has drained; the sender heard the same signal and drains in parallel.
     let _ = sender.await;
@@ -384,12 +399,21 @@ async fn bootstrap_owner(state: &AppState) -> Result<(), DaemonError> {
     api::registry_change::commit(state, events)
         .await
         .map_err(|e| DaemonError::Startup(format!("creating the owner: {}", e.message)))?;
-    println!(
-        "created the owner user {} and its API key (shown once; also in {}): {}",
-        user.id,
-        path.display(),
-        secret.secret
-    );
+    if std::env::var_os("NOTIFY_SOCKET").is_some() {
+        // Under systemd stdout goes to the journal, which more people read than the key file.
+        println!(
+            "created the owner user {} and its API key, in {}",
+            user.id,
+            path.display()
+        );
+    } else {
+        println!(
+            "created the owner user {} and its API key (shown once; also in {}): {}",
+            user.id,
+            path.display(),
+            secret.secret
+        );
+    }
     Ok(())
 }
 

@@ -10,13 +10,15 @@
 //! - [`api`]: the hyper HTTP server, auth, rate limits and one file per API resource.
 //! - [`domain`]: the event catalog, permissions and the records the journal carries.
 //! - [`loops`]: loop protection for two-way syncs (what was sent, what echoes it).
-//! - [`daemon`]: wiring, start-up bootstrap and graceful shutdown.
+//! - [`daemon`]: wiring, start-up bootstrap and graceful shutdown; [`systemd`]: readiness and
+//!   watchdog notifications when run as a `Type=notify` service.
 //! - [`sender`]: outgoing deliveries; [`sender::signing`] is Standard Webhooks signing and
 //!   verification.
 //! - [`ifttt`]: IFTTT trigger slugs, the identities IFTTT polls, and realtime notifications.
 //! - [`cli`]: the command-line tools beside `serve` (`verify`, `listen`, `replay`).
 
 pub mod api;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -30,3 +32,4 @@ pub mod projectors;
 pub mod replay;
 pub mod sender;
 pub mod shutdown;
+pub mod systemd;

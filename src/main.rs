@@ -47,6 +47,10 @@ enum Command {
     Listen(cli::listen::ListenArgs),
     /// Replay a journal range into a hook of a running daemon.
     Replay(cli::replay::ReplayArgs),
+    /// Write a consistent backup of a running daemon to a file.
+    Backup(cli::backup::BackupArgs),
+    /// Fill an empty data dir from a backup file (the daemon must not run on that dir).
+    Restore(cli::backup::RestoreArgs),
 }
 
 fn init_logging(config: &Config) {
@@ -92,6 +96,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => cli::verify::run(args),
         Command::Listen(args) => cli::listen::run(args),
         Command::Replay(args) => cli::replay::run(args),
+        Command::Backup(args) => cli::backup::backup(args),
+        Command::Restore(args) => cli::backup::restore(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backups;
 pub mod customers;
 pub mod deliveries;
 pub mod error;
@@ -15,7 +16,9 @@ pub mod idempotency;
 pub mod ifttt;
 pub mod keys;
 pub mod loops;
+pub mod metrics;
 pub mod policy;
+pub mod prometheus;
 pub mod pull;
 pub mod rate_limit;
 pub mod registry_change;
@@ -80,6 +83,8 @@ pub struct AppState {
     pub destinations: Destinations,
     /// Set once start-up (bootstrap) is complete.
     pub started: AtomicBool,
+    /// Snapshots written by `POST /v1/backups`, waiting to be fetched.
+    pub backups: backups::Backups,
 }
 
 /// Routes one request. Never fails: errors become JSON error responses.
@@ -108,6 +113,12 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response
             Ok(ifttt::handle(state, req, &rest).await)
         }
         (["readyz"], &Method::GET) => Ok(health::readyz(state)),
+        (["metrics"], &Method::GET) => metrics::metrics(state).await,
+        (["v1", "backups"], &Method::POST) => backups::create(state, req.headers()).await,
+        (["v1", "backups", id], &Method::GET) => {
+            backups::chunk(state, req.headers(), req.uri().query(), id).await
+        }
+        (["v1", "backups", id], &Method::DELETE) => backups::delete(state, req.headers(), id),
         (["v1", "events"], &Method::POST) => events::create(state, req).await,
         (["v1", "events"], &Method::GET) => events::list(state, req).await,
         (["v1", "events", id], &Method::GET) => events::get(state, req.headers(), id).await,
@@ -191,6 +202,9 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response
 fn unknown_route(segments: &[&str], method: &Method) -> ApiError {
     let allowed = match segments {
         ["healthz"] | ["readyz"] | ["v1", "me"] | ["v1", "keys"] => "GET",
+        ["metrics"] => "GET",
+        ["v1", "backups"] => "POST",
+        ["v1", "backups", _] => "GET, DELETE",
         ["v1", "events"] | ["v1", "users"] => "GET, POST",
         ["v1", "events", _] => "GET",
         ["v1", "users", _] => "GET, PATCH",

@@ -52,6 +52,29 @@ impl DaemonArgs {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<(u16, String), String> {
+        let (status, bytes) = self.request_bytes(method, path, body)?;
+        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// [`request`](Self::request) for binary answers: the status and the body's bytes.
+    pub fn request_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(u16, Vec<u8>), String> {
+        self.request_within(method, path, body, REQUEST_TIMEOUT)
+    }
+
+    /// [`request_bytes`](Self::request_bytes) with its own time limit (a backup of a large
+    /// journal takes longer than the usual limit to write).
+    pub fn request_within(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        timeout: Duration,
+    ) -> Result<(u16, Vec<u8>), String> {
         let key = self.key()?;
         let url = format!("{}{}", self.url.trim_end_matches('/'), path);
         let uri: hyper::Uri = url.parse().map_err(|e| format!("bad --url {url:?}: {e}"))?;
@@ -87,14 +110,11 @@ impl DaemonArgs {
                         .collect()
                         .await
                         .map_err(|e| format!("reading the response: {e}"))?;
-                Ok((
-                    status,
-                    String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
-                ))
+                Ok((status, collected.to_bytes().to_vec()))
             };
-            tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            tokio::time::timeout(timeout, exchange)
                 .await
-                .map_err(|_| format!("no answer from {url} within {REQUEST_TIMEOUT:?}"))?
+                .map_err(|_| format!("no answer from {url} within {timeout:?}"))?
         })
     }
 }

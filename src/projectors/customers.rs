@@ -18,13 +18,13 @@ use crate::journal::{Envelope, JournalError, WriteFn};
 
 pub const NAME: &str = "customers";
 /// `customer id → JSON CustomerRow`.
-const CUSTOMERS: TableDefinition<&str, &[u8]> = TableDefinition::new("customers");
+pub const CUSTOMERS: TableDefinition<&str, &[u8]> = TableDefinition::new("customers");
 /// `(normalized email, customer id)`.
-const BY_EMAIL: TableDefinition<(&str, &str), ()> = TableDefinition::new("customers_by_email");
+pub const BY_EMAIL: TableDefinition<(&str, &str), ()> = TableDefinition::new("customers_by_email");
 /// `(phone digits, customer id)`.
-const BY_PHONE: TableDefinition<(&str, &str), ()> = TableDefinition::new("customers_by_phone");
+pub const BY_PHONE: TableDefinition<(&str, &str), ()> = TableDefinition::new("customers_by_phone");
 /// `(external id, customer id)`.
-const BY_EXTERNAL: TableDefinition<(&str, &str), ()> =
+pub const BY_EXTERNAL: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("customers_by_external_id");
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -28,11 +28,11 @@ use crate::projectors::registry::RegistryState;
 
 pub const NAME: &str = "hooks";
 /// `hook id → JSON HookRow`.
-const HOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("hooks");
+pub(crate) const HOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("hooks");
 /// `user id → JSON UserRecord`: the matcher's own view of users, as of its checkpoint.
-const HOOK_USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("hooks_users");
+pub(crate) const HOOK_USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("hooks_users");
 /// `replay id → JSON ReplayRow`.
-const HOOK_REPLAYS: TableDefinition<&str, &[u8]> = TableDefinition::new("hook_replays");
+pub(crate) const HOOK_REPLAYS: TableDefinition<&str, &[u8]> = TableDefinition::new("hook_replays");
 /// `(hook id, sequence) → journal offset`.
 pub const HOOK_ENTRIES: TableDefinition<(&str, u64), u64> = TableDefinition::new("hook_entries");
 

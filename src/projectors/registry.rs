@@ -14,9 +14,9 @@ use crate::journal::{Envelope, JournalError, WriteFn};
 
 pub const NAME: &str = "registry";
 /// `user id → JSON UserRecord`.
-const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("registry_users");
+pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("registry_users");
 /// `key id → JSON KeyRecord`.
-const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("registry_keys");
+pub(crate) const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("registry_keys");
 
 /// One consistent view of all users and keys.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -127,6 +127,7 @@ pub async fn deliver(
             note_customer_sent(&ctx, &envelope, now_ms);
         }
         let outcome = ctx.client.post(target, headers, Bytes::from(body)).await;
+        ctx.progress.latency.observe_ms(outcome.latency_ms);
         push_attempt(
             &mut record,
             Attempt {
@@ -179,7 +180,10 @@ pub async fn deliver(
                     .get(&ctx.hook_id)
                     .failing_since_ms
                     .unwrap_or(now_ms);
-                if now_ms.saturating_sub(failing_since) as u64 >= ctx.delivery.disable_after_ms {
+                // Parallel deliveries of one hook race: another may have recorded a failure
+                // after this attempt began, so the difference can be negative (not "forever").
+                let failing_for_ms = now_ms.saturating_sub(failing_since).max(0) as u64;
+                if failing_for_ms >= ctx.delivery.disable_after_ms {
                     note_failure(&ctx, now_ms, None).await;
                     record.reason = Some("failing".into());
                     return Outcome::StopHook {

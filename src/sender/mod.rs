@@ -1,15 +1,17 @@
 //! The sender: delivers each active push hook's sequence to its target. Split by concern:
 //! [`access`] (may this hook's user receive this event now), [`lane`] (one hook's ordered delivery loop and cursor), [`attempt`] (one delivery: permission
 //! re-check, body, signature, POST, retries), [`retry`] (what an answer means, how long to wait),
-//! [`signing`] (Standard Webhooks `v1`/`v1a`), [`client`] (hyper over rustls), and [`progress`]
+//! [`signing`] (Standard Webhooks `v1`/`v1a`), [`client`] (hyper over rustls), [`progress`]
 //! (cursors and the attempt log, batched through the journal writer), [`resolve`] (the
-//! destination policy at connect time). This file is the
+//! destination policy at connect time) and [`latency`] (the attempt latency histogram of
+//! `/metrics`). This file is the
 //! supervisor that starts a lane for every active hook and stops them all on shutdown.
 
 pub mod access;
 pub mod attempt;
 pub mod client;
 pub mod lane;
+pub mod latency;
 pub mod progress;
 pub mod resolve;
 pub mod retry;

@@ -11,12 +11,14 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use super::latency::LatencyHistogram;
 use crate::journal::{JournalError, WriteFn, Writer};
 
 /// `hook id → JSON HookProgress`.
-const HOOK_PROGRESS: TableDefinition<&str, &[u8]> = TableDefinition::new("hook_progress");
+pub(crate) const HOOK_PROGRESS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("hook_progress");
 /// `(hook id, sequence) → JSON DeliveryRecord`.
-const HOOK_DELIVERIES: TableDefinition<(&str, u64), &[u8]> =
+pub(crate) const HOOK_DELIVERIES: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("hook_deliveries");
 
 /// Updates queued for the recorder at most; lanes wait (back-pressure) beyond it.
@@ -103,6 +105,8 @@ pub struct Progress {
     hooks: Mutex<HashMap<String, HookProgress>>,
     tx: mpsc::Sender<Row>,
     writer: Writer,
+    /// Every HTTP attempt's latency since start (for `/metrics`).
+    pub latency: LatencyHistogram,
 }
 
 impl Progress {
@@ -117,6 +121,7 @@ impl Progress {
             hooks: Mutex::new(hooks),
             tx,
             writer: writer.clone(),
+            latency: LatencyHistogram::default(),
         });
         let recorder = tokio::spawn(record(rx, writer));
         Ok((progress, recorder))
@@ -129,6 +134,11 @@ impl Progress {
             .get(hook_id)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// A copy of every hook's progress, deleted hooks included (their counters still count).
+    pub fn all(&self) -> HashMap<String, HookProgress> {
+        self.hooks.lock().expect("progress lock").clone()
     }
 
     /// Changes a hook's progress and queues the new row.

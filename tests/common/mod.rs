@@ -70,6 +70,11 @@ pub const LOOPBACK_POLICY: &str = "[policy]\nallow_private_networks = [\"127.0.0
 /// Starts a daemon on an existing data dir (for restart tests); the caller keeps the dir alive.
 /// Unless `extra_toml` has its own `[policy]` table, [`LOOPBACK_POLICY`] is added after it.
 pub fn start_in(data_dir: &Path, extra_toml: &str) -> Daemon {
+    start_in_env(data_dir, extra_toml, &[])
+}
+
+/// [`start_in`] with extra environment variables for the daemon (e.g. `NOTIFY_SOCKET`).
+pub fn start_in_env(data_dir: &Path, extra_toml: &str, env: &[(&str, &str)]) -> Daemon {
     let config_path = data_dir.join("test-config.toml");
     let policy = if extra_toml.contains("[policy]") {
         ""
@@ -89,6 +94,7 @@ pub fn start_in(data_dir: &Path, extra_toml: &str) -> Daemon {
             "RUST_LOG",
             std::env::var("TEST_DAEMON_LOG").unwrap_or_else(|_| "warn".into()),
         )
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
