@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use super::auth::{authenticate, Access};
 use super::error::ApiError;
 use super::idempotency::{self, Lookup, Stored};
-use super::request::{parse_json, read_body, require_json, Query};
+use super::request::{parse_json, read_json_bytes, Query};
 use super::response::{json_bytes, json_response, Response};
 use super::{AppState, READ_YOUR_WRITES_TIMEOUT};
 use crate::clock;
@@ -53,21 +53,12 @@ async fn read_object(
     state: &AppState,
     req: Request<Incoming>,
 ) -> Result<(HeaderMap, bytes::Bytes, Map<String, Value>), ApiError> {
-    require_json(req.headers())?;
-    let (parts, body) = req.into_parts();
-    let limits = &state.config.limits;
-    let bytes = read_body(
-        &parts.headers,
-        body,
-        limits.max_body_bytes,
-        std::time::Duration::from_millis(limits.body_read_timeout_ms),
-    )
-    .await?;
+    let (headers, bytes) = read_json_bytes(state, req).await?;
     let value: Value = parse_json(&bytes)?;
     let Value::Object(map) = value else {
         return Err(ApiError::validation("the body must be a JSON object"));
     };
-    Ok((parts.headers, bytes, map))
+    Ok((headers, bytes, map))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {

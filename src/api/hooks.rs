@@ -15,9 +15,7 @@ use serde_json::{json, Value};
 
 use super::auth::{authenticate, Access};
 use super::error::ApiError;
-use super::request::{
-    parse_json, read_body, require_json, Query, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
-};
+use super::request::{read_json, Query, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 use super::response::{json_response, no_content, ListPage, Response};
 use super::{AppState, READ_YOUR_WRITES_TIMEOUT};
 use crate::clock;
@@ -204,23 +202,6 @@ pub async fn commit(state: &AppState, events: Vec<NewEvent>) -> Result<(), ApiEr
         ));
     }
     Ok(())
-}
-
-async fn read_json<T: serde::de::DeserializeOwned>(
-    state: &AppState,
-    req: Request<Incoming>,
-) -> Result<T, ApiError> {
-    require_json(req.headers())?;
-    let (parts, body) = req.into_parts();
-    let limits = &state.config.limits;
-    let bytes = read_body(
-        &parts.headers,
-        body,
-        limits.max_body_bytes,
-        std::time::Duration::from_millis(limits.body_read_timeout_ms),
-    )
-    .await?;
-    parse_json(&bytes)
 }
 
 /// The hook, if the caller may see it (its user, or an admin).

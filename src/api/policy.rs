@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use super::auth::{authenticate, Access};
 use super::error::ApiError;
 use super::hooks::{commit, hook_event};
-use super::request::{parse_json, read_body, require_json};
+use super::request::read_json;
 use super::response::{json_response, Response};
 use super::AppState;
 use crate::clock;
@@ -49,17 +49,7 @@ pub async fn put(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Respon
     if !caller.is_owner_admin() {
         return Err(ApiError::forbidden("only an owner may change the policy"));
     }
-    require_json(req.headers())?;
-    let (parts, body) = req.into_parts();
-    let limits = &state.config.limits;
-    let bytes = read_body(
-        &parts.headers,
-        body,
-        limits.max_body_bytes,
-        std::time::Duration::from_millis(limits.body_read_timeout_ms),
-    )
-    .await?;
-    let record: PolicyRecord = parse_json(&bytes)?;
+    let record: PolicyRecord = read_json(state, req).await?;
     let policy = Policy::new(record).map_err(ApiError::validation)?;
     let _guard = state.hooks_lock.lock().await;
     let forbidden = forbidden_hooks(state, &policy).await;

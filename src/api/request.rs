@@ -85,6 +85,16 @@ pub async fn read_json<T: DeserializeOwned>(
     state: &super::AppState,
     req: hyper::Request<Incoming>,
 ) -> Result<T, ApiError> {
+    let (_, bytes) = read_json_bytes(state, req).await?;
+    parse_json(&bytes)
+}
+
+/// The steps of [`read_json`] short of parsing: the request's headers and its body's bytes (for
+/// handlers that also need those, e.g. to hash the body for idempotency).
+pub async fn read_json_bytes(
+    state: &super::AppState,
+    req: hyper::Request<Incoming>,
+) -> Result<(HeaderMap, Bytes), ApiError> {
     require_json(req.headers())?;
     let (parts, body) = req.into_parts();
     let limits = &state.config.limits;
@@ -95,7 +105,7 @@ pub async fn read_json<T: DeserializeOwned>(
         Duration::from_millis(limits.body_read_timeout_ms),
     )
     .await?;
-    parse_json(&bytes)
+    Ok((parts.headers, bytes))
 }
 
 /// Maps a serde_json error to the API's codes: syntax problems are 400, shape problems 422.
