@@ -54,6 +54,9 @@ pub struct Storage {
     pub cache_size_bytes: usize,
     /// `/readyz` fails while a projector is more than this many entries behind the head.
     pub ready_max_lag_entries: u64,
+    /// Ingest answers 503 while the data directory has less free space than this, so the
+    /// journal never runs into a full disk mid-commit (0: no reserve).
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,6 +152,7 @@ impl Default for Storage {
         Storage {
             cache_size_bytes: 16 * 1024 * 1024,
             ready_max_lag_entries: 10_000,
+            min_free_bytes: 32 * 1024 * 1024,
         }
     }
 }

@@ -62,7 +62,7 @@ fn ensure_data_dir(dir: &Path) -> Result<(), DaemonError> {
 }
 
 /// Opens the database in `config.data_dir`, creating the directory if needed.
-pub fn open_db(config: &Config) -> Result<redb::Database, DaemonError> {
+pub fn open_db(config: &Config) -> Result<crate::journal::Db, DaemonError> {
     ensure_data_dir(&config.data_dir)?;
     schema::open(&config.data_dir, config.storage.cache_size_bytes).map_err(|e| DaemonError::Open {
         path: config.data_dir.clone(),
@@ -89,7 +89,12 @@ pub fn run_until(
         Some(e) => e.appended_at_ms,
         None => 0,
     };
-    let (writer, writer_thread) = Writer::start(db.clone(), head, head_appended_at_ms);
+    let (writer, writer_thread) = Writer::start(
+        db.clone(),
+        head,
+        head_appended_at_ms,
+        config.storage.min_free_bytes,
+    );
     let stop_projectors = Arc::new(AtomicBool::new(false));
     let (registry_projector, registry) = RegistryProjector::load(&db)?;
     let (registry_status, registry_thread) = projectors::spawn(
