@@ -23,6 +23,7 @@ pub struct Config {
     pub loops: Loops,
     pub files: Files,
     pub ifttt: Ifttt,
+    pub retention: Retention,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,6 +102,27 @@ pub struct Files {
     pub url_ttl_ms: u64,
 }
 
+/// Journal retention (see `crate::retention`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Public entries younger than this are kept; 0 keeps everything forever (retention off).
+    pub min_age_ms: u64,
+    /// A hook that is not active holds its backlog this long after its last change; 0: forever.
+    pub max_hold_ms: u64,
+    pub check_interval_ms: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            min_age_ms: 0,
+            max_hold_ms: 0,
+            check_interval_ms: 60_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Ifttt {
@@ -123,6 +145,7 @@ impl Default for Config {
             loops: Loops::default(),
             files: Files::default(),
             ifttt: Ifttt::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -300,6 +323,11 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "delivery.retry_schedule_ms must have 1..=32 entries".into(),
+            ));
+        }
+        if self.retention.check_interval_ms < 10 {
+            return Err(ConfigError::Invalid(
+                "retention.check_interval_ms must be at least 10".into(),
             ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {

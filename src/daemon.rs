@@ -225,12 +225,14 @@ async fn serve(
         },
         signal.listener(),
     ));
+    let retention = tokio::spawn(crate::retention::run(state.clone(), signal.listener()));
     let realtime = realtime_parts(&state)?
         .map(|parts| tokio::spawn(ifttt::realtime::run(parts, signal.listener())));
     api::server::serve(listener, state, signal.listener()).await;
     // The HTTP side has drained; the sender heard the same signal and drains in parallel.
     let _ = sender.await;
     let _ = replayer.await;
+    let _ = retention.await;
     if let Some(realtime) = realtime {
         let _ = realtime.await;
     }

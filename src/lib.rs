@@ -26,5 +26,6 @@ pub mod ifttt;
 pub mod journal;
 pub mod projectors;
 pub mod replay;
+pub mod retention;
 pub mod sender;
 pub mod shutdown;
