@@ -97,3 +97,40 @@ impl Db {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use redb::ReadableTable;
+
+    use super::super::schema::{self, JOURNAL};
+
+    #[test]
+    fn reopen_keeps_committed_data_and_bumps_the_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = schema::open(dir.path(), 1 << 20).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(JOURNAL)
+            .unwrap()
+            .insert(1, &b"x"[..])
+            .unwrap();
+        txn.commit().unwrap();
+        assert_eq!(db.generation(), 0);
+        db.reopen().unwrap();
+        assert_eq!(db.generation(), 1);
+        let txn = db.begin_read().unwrap();
+        let table = txn.open_table(JOURNAL).unwrap();
+        assert_eq!(table.get(1).unwrap().unwrap().value(), b"x");
+        assert_eq!(db.dir(), dir.path());
+    }
+
+    #[test]
+    fn reopen_waits_while_the_handle_is_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = schema::open(dir.path(), 1 << 20).unwrap();
+        let held = db.current().unwrap();
+        assert!(db.reopen().is_err(), "still shared");
+        assert!(db.begin_read().is_ok(), "put back after the refusal");
+        drop(held);
+        db.reopen().unwrap();
+    }
+}
