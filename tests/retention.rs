@@ -252,3 +252,42 @@ fn max_hold_tells_the_paused_hook_and_stops_holding() {
         r.text
     );
 }
+
+#[test]
+fn a_pull_cursor_holds_until_acked() {
+    let d = common::start_with(&config(0));
+    let r = d.owner(
+        "POST",
+        "/v1/hooks",
+        Some(&json!({"delivery": "pull", "event": "lead.created"})),
+    );
+    assert_eq!(r.status, 201, "create pull hook: {}", r.text);
+    let pull = r.json["id"].as_str().unwrap().to_string();
+    ingest(&d, "lead.created", "pulled", 3);
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(listed(&d).len(), 3, "held by the pull cursor");
+
+    let r = d.owner("GET", &format!("/v1/hooks/{pull}/poll?limit=10"), None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json["data"].as_array().map(Vec::len),
+        Some(3),
+        "{}",
+        r.text
+    );
+    let lease = r.json["lease_id"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(listed(&d).len(), 3, "leased is not acked: still held");
+    let r = d.owner(
+        "POST",
+        &format!("/v1/hooks/{pull}/ack"),
+        Some(&json!({"sequence": 3, "lease_id": lease})),
+    );
+    assert!(r.status < 300, "ack: {} {}", r.status, r.text);
+    let emptied = common::wait_until(WAIT, || listed(&d).is_empty().then_some(()));
+    assert!(
+        emptied.is_some(),
+        "acked entries were trimmed: {:?}",
+        listed(&d)
+    );
+}
