@@ -56,7 +56,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use rev23_webhooks::config::Config;
 use rev23_webhooks::journal::{reader, schema};
 use serde_json::{json, Value};

@@ -23,6 +23,7 @@ pub struct Config {
     pub loops: Loops,
     pub files: Files,
     pub ifttt: Ifttt,
+    pub retention: Retention,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -54,6 +55,9 @@ pub struct Storage {
     pub cache_size_bytes: usize,
     /// `/readyz` fails while a projector is more than this many entries behind the head.
     pub ready_max_lag_entries: u64,
+    /// Ingest answers 503 while the data directory has less free space than this, so the
+    /// journal never runs into a full disk mid-commit (0: no reserve).
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -110,6 +114,27 @@ pub struct Files {
     pub url_ttl_ms: u64,
 }
 
+/// Journal retention (see `crate::retention`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Public entries younger than this are kept; 0 keeps everything forever (retention off).
+    pub min_age_ms: u64,
+    /// A hook that is not active holds its backlog this long after its last change; 0: forever.
+    pub max_hold_ms: u64,
+    pub check_interval_ms: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            min_age_ms: 0,
+            max_hold_ms: 0,
+            check_interval_ms: 60_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Ifttt {
@@ -132,6 +157,7 @@ impl Default for Config {
             loops: Loops::default(),
             files: Files::default(),
             ifttt: Ifttt::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -161,6 +187,7 @@ impl Default for Storage {
         Storage {
             cache_size_bytes: 16 * 1024 * 1024,
             ready_max_lag_entries: 10_000,
+            min_free_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -320,6 +347,11 @@ impl Config {
         }
         crate::domain::policy::Policy::new(self.policy.record())
             .map_err(|m| ConfigError::Invalid(format!("policy.{m}")))?;
+        if self.retention.check_interval_ms < 10 {
+            return Err(ConfigError::Invalid(
+                "retention.check_interval_ms must be at least 10".into(),
+            ));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(
                 "log.format must be \"text\" or \"json\"".into(),

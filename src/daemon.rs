@@ -19,7 +19,7 @@ use crate::domain::permission::PermissionSet;
 use crate::domain::policy::{Policy, PolicyHandle, PolicyRecord};
 use crate::ids;
 use crate::ifttt;
-use crate::journal::{reader, schema, JournalError, Writer};
+use crate::journal::{reader, schema, Db, JournalError, Writer};
 use crate::loops::{LoopGuard, MAX_DETECTIONS};
 use crate::projectors::{
     self, customers::CustomersProjector, hooks::HooksProjector, registry::RegistryProjector,
@@ -68,7 +68,7 @@ fn ensure_data_dir(dir: &Path) -> Result<(), DaemonError> {
 }
 
 /// Opens the database in `config.data_dir`, creating the directory if needed.
-pub fn open_db(config: &Config) -> Result<redb::Database, DaemonError> {
+pub fn open_db(config: &Config) -> Result<crate::journal::Db, DaemonError> {
     ensure_data_dir(&config.data_dir)?;
     schema::open(&config.data_dir, config.storage.cache_size_bytes).map_err(|e| DaemonError::Open {
         path: config.data_dir.clone(),
@@ -95,7 +95,12 @@ pub fn run_until(
         Some(e) => e.appended_at_ms,
         None => 0,
     };
-    let (writer, writer_thread) = Writer::start(db.clone(), head, head_appended_at_ms);
+    let (writer, writer_thread) = Writer::start(
+        db.clone(),
+        head,
+        head_appended_at_ms,
+        config.storage.min_free_bytes,
+    );
     let stop_projectors = Arc::new(AtomicBool::new(false));
     let (registry_projector, registry) = RegistryProjector::load(&db)?;
     let (registry_status, registry_thread) = projectors::spawn(
@@ -265,6 +270,7 @@ async fn serve(
         },
         signal.listener(),
     ));
+    let retention = tokio::spawn(crate::retention::run(state.clone(), signal.listener()));
     let realtime = realtime_parts(&state)?
         .map(|parts| tokio::spawn(ifttt::realtime::run(parts, signal.listener())));
     systemd::announce_ready(
@@ -277,6 +283,7 @@ async fn serve(
     // The HTTP side has drained; the sender heard the same signal and drains in parallel.
     let _ = sender.await;
     let _ = replayer.await;
+    let _ = retention.await;
     if let Some(realtime) = realtime {
         let _ = realtime.await;
     }
@@ -317,7 +324,7 @@ fn realtime_parts(state: &AppState) -> Result<Option<ifttt::realtime::RealtimePa
 
 /// The destination policy in force: the newest one journaled by `PUT /v1/policy`, else the
 /// config file's.
-fn load_policy(db: &redb::Database, config: &Config) -> Result<Policy, DaemonError> {
+fn load_policy(db: &Db, config: &Config) -> Result<Policy, DaemonError> {
     let newest = reader::newest_of_type(db, internal::POLICY_SET, 1, 1, |_| true)?;
     let record = match newest.first() {
         Some(entry) => serde_json::from_slice::<PolicyRecord>(&entry.payload)
@@ -328,7 +335,7 @@ fn load_policy(db: &redb::Database, config: &Config) -> Result<Policy, DaemonErr
 }
 
 /// Loop detections journaled and not cleared (the newest [`MAX_DETECTIONS`]).
-fn load_loops(db: &redb::Database) -> Result<Vec<internal::LoopDetected>, DaemonError> {
+fn load_loops(db: &Db) -> Result<Vec<internal::LoopDetected>, DaemonError> {
     let cleared: std::collections::HashSet<String> = reader::newest_of_type(
         db,
         internal::LOOP_CLEARED,

@@ -30,6 +30,7 @@ pub mod journal;
 pub mod loops;
 pub mod projectors;
 pub mod replay;
+pub mod retention;
 pub mod sender;
 pub mod shutdown;
 pub mod systemd;

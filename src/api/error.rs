@@ -134,6 +134,11 @@ impl From<JournalError> for ApiError {
                 tracing::error!(error = %m, "storage error answered 503");
                 ApiError::unavailable("storage is unavailable; nothing was written", 5)
             }
+            // Disk full or failing: the writer logs it once and recovers by itself.
+            JournalError::Unavailable(_) => ApiError::unavailable(
+                "storage is unavailable (disk full?); nothing was written, retry later",
+                5,
+            ),
             JournalError::Corrupt(m) => {
                 tracing::error!(error = %m, "journal corruption");
                 ApiError::internal("journal corruption detected; see the daemon log")

@@ -317,7 +317,9 @@ pub async fn list(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Respo
         let mut last_scanned = after;
         reader::scan_from(&db, after + 1, MAX_SCAN_ENTRIES, |e| {
             last_scanned = e.offset;
-            let wanted = !internal::is_internal(&e.kind) && type_filter.is_none_or(|t| t == e.kind);
+            let wanted = !internal::is_internal(&e.kind)
+                && !crate::retention::is_tombstone(&e)
+                && type_filter.is_none_or(|t| t == e.kind);
             if wanted {
                 events.push(e);
             }

@@ -16,7 +16,8 @@ pub fn readyz(state: &AppState) -> Response {
     let head = state.writer.head();
     let max_lag = state.config.storage.ready_max_lag_entries;
     let started = state.started.load(Ordering::Acquire);
-    let mut ready = started;
+    let storage_ok = state.writer.storage_ok();
+    let mut ready = started && storage_ok;
     let mut projectors = serde_json::Map::new();
     for p in &state.projectors {
         let checkpoint = p.checkpoint();
@@ -35,6 +36,7 @@ pub fn readyz(state: &AppState) -> Response {
         "status": if ready { "ready" } else { "not_ready" },
         "started": started,
         "journal_head": head,
+        "storage": if storage_ok { "ok" } else { "unavailable" },
         "write_queue": state.writer.queue_len(),
         "projectors": projectors,
     });

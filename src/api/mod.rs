@@ -34,9 +34,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::journal::Db;
 use hyper::body::Incoming;
 use hyper::{Method, Request};
-use redb::Database;
 
 use crate::config::Config;
 use crate::domain::outgoing::Outgoing;
@@ -55,7 +55,7 @@ pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct AppState {
     pub config: Arc<Config>,
-    pub db: Arc<Database>,
+    pub db: Arc<Db>,
     pub writer: Writer,
     pub registry: Registry,
     pub registry_status: Arc<ProjectorStatus>,

@@ -6,7 +6,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable};
+use crate::journal::Db;
+use redb::{Database, Durability, ReadableTable};
 use sha2::{Digest, Sha256};
 
 use super::{tables, BackupError, CARRIED_FILES, FILES, FORMAT, MAX_CARRIED_FILE_BYTES, META};
@@ -28,7 +29,7 @@ pub struct SnapshotInfo {
 /// Writes a backup of `db` (whose data dir is `data_dir`) to `out`, which must not exist.
 /// `cache_size_bytes` bounds the new file's page cache.
 pub fn write(
-    db: &Database,
+    db: &Db,
     data_dir: &Path,
     out: &Path,
     cache_size_bytes: usize,
@@ -61,7 +62,7 @@ pub fn write(
 }
 
 fn write_partial(
-    db: &Database,
+    db: &Db,
     data_dir: &Path,
     partial: &Path,
     cache_size_bytes: usize,

@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::journal::Db;
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
-use redb::Database;
 
 use super::Identities;
 use crate::domain::catalog;
@@ -29,7 +29,7 @@ const MAX_REQUESTS_PER_ROUND: usize = 10;
 const COALESCE: Duration = Duration::from_millis(200);
 
 pub struct RealtimeParts {
-    pub db: Arc<Database>,
+    pub db: Arc<Db>,
     pub writer: Writer,
     pub registry: Registry,
     pub identities: Arc<Identities>,
@@ -92,7 +92,7 @@ pub async fn run(parts: RealtimeParts, mut shutdown: Shutdown) {
 /// The identities whose user may see an event appended from `from` on (one round's worth), and
 /// the offset the round got through.
 fn identities_to_notify(
-    db: &Database,
+    db: &Db,
     registry: &RegistryState,
     identities: &Identities,
     from: u64,

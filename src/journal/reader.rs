@@ -1,14 +1,15 @@
 //! Reading the journal: any thread may open a redb read transaction, concurrently with the
 //! writer, so reads never queue behind writes.
 
-use redb::{Database, ReadableDatabase, ReadableTable};
+use super::db::Db;
+use redb::ReadableTable;
 
 use super::codec::{self, Envelope};
 use super::schema::{BLOBS, CHECKPOINTS, EVENTS_BY_TYPE, EVENT_IDS, JOURNAL};
 use super::JournalError;
 
 /// The highest committed offset (0 for an empty journal).
-pub fn head(db: &Database) -> Result<u64, JournalError> {
+pub fn head(db: &Db) -> Result<u64, JournalError> {
     let txn = db.begin_read()?;
     let table = txn.open_table(JOURNAL)?;
     let head = table.last()?.map(|(k, _)| k.value()).unwrap_or(0);
@@ -16,11 +17,7 @@ pub fn head(db: &Database) -> Result<u64, JournalError> {
 }
 
 /// Up to `max_entries` entries with offset ≥ `from`, ascending, decoded.
-pub fn read_from(
-    db: &Database,
-    from: u64,
-    max_entries: usize,
-) -> Result<Vec<Envelope>, JournalError> {
+pub fn read_from(db: &Db, from: u64, max_entries: usize) -> Result<Vec<Envelope>, JournalError> {
     let mut out = Vec::new();
     scan_from(db, from, max_entries, |e| {
         out.push(e);
@@ -32,7 +29,7 @@ pub fn read_from(
 /// Visits entries from `from` ascending, at most `max_entries`, until `visit` returns false.
 /// Returns the number of entries visited.
 pub fn scan_from(
-    db: &Database,
+    db: &Db,
     from: u64,
     max_entries: usize,
     mut visit: impl FnMut(Envelope) -> bool,
@@ -55,7 +52,7 @@ pub fn scan_from(
     Ok(visited)
 }
 
-pub fn get_by_offset(db: &Database, offset: u64) -> Result<Option<Envelope>, JournalError> {
+pub fn get_by_offset(db: &Db, offset: u64) -> Result<Option<Envelope>, JournalError> {
     let txn = db.begin_read()?;
     let table = txn.open_table(JOURNAL)?;
     let entry = match table.get(offset)? {
@@ -67,7 +64,7 @@ pub fn get_by_offset(db: &Database, offset: u64) -> Result<Option<Envelope>, Jou
 
 /// The entries at `offsets`, in the same order, read in one transaction; a missing offset is
 /// corruption (callers pass offsets the journal handed out).
-pub fn get_many(db: &Database, offsets: &[u64]) -> Result<Vec<Envelope>, JournalError> {
+pub fn get_many(db: &Db, offsets: &[u64]) -> Result<Vec<Envelope>, JournalError> {
     let txn = db.begin_read()?;
     let table = txn.open_table(JOURNAL)?;
     let mut out = Vec::with_capacity(offsets.len());
@@ -85,7 +82,7 @@ pub fn get_many(db: &Database, offsets: &[u64]) -> Result<Vec<Envelope>, Journal
     Ok(out)
 }
 
-pub fn get_by_id(db: &Database, id: &str) -> Result<Option<Envelope>, JournalError> {
+pub fn get_by_id(db: &Db, id: &str) -> Result<Option<Envelope>, JournalError> {
     let txn = db.begin_read()?;
     let ids = txn.open_table(EVENT_IDS)?;
     let Some(offset) = ids.get(id)?.map(|v| v.value()) else {
@@ -104,7 +101,7 @@ pub fn get_by_id(db: &Database, id: &str) -> Result<Option<Envelope>, JournalErr
 }
 
 /// A projector's committed checkpoint (0 if it never ran or was wiped).
-pub fn checkpoint(db: &Database, name: &str) -> Result<u64, JournalError> {
+pub fn checkpoint(db: &Db, name: &str) -> Result<u64, JournalError> {
     let txn = db.begin_read()?;
     let table = txn.open_table(CHECKPOINTS)?;
     let checkpoint = table.get(name)?.map(|v| v.value()).unwrap_or(0);
@@ -114,7 +111,7 @@ pub fn checkpoint(db: &Database, name: &str) -> Result<u64, JournalError> {
 /// The newest indexed entries (public, or see [`internal::is_indexed`](crate::domain::internal::is_indexed)) of `kind` that `keep` accepts, newest first: at most `max` kept,
 /// at most `max_scan` examined.
 pub fn newest_of_type(
-    db: &Database,
+    db: &Db,
     kind: &str,
     max: usize,
     max_scan: usize,
@@ -147,7 +144,7 @@ pub fn newest_of_type(
 
 /// The first offset appended at or after `time_ms` (head + 1 if none): append times ascend with
 /// offsets, so this is a binary search of about log2(head) reads.
-pub fn first_offset_at_or_after(db: &Database, time_ms: i64) -> Result<u64, JournalError> {
+pub fn first_offset_at_or_after(db: &Db, time_ms: i64) -> Result<u64, JournalError> {
     let txn = db.begin_read()?;
     let journal = txn.open_table(JOURNAL)?;
     let head = journal.last()?.map(|(k, _)| k.value()).unwrap_or(0);
@@ -168,7 +165,7 @@ pub fn first_offset_at_or_after(db: &Database, time_ms: i64) -> Result<u64, Jour
 }
 
 /// A stored file's bytes by SHA-256 hex.
-pub fn blob(db: &Database, sha256_hex: &str) -> Result<Option<Vec<u8>>, JournalError> {
+pub fn blob(db: &Db, sha256_hex: &str) -> Result<Option<Vec<u8>>, JournalError> {
     let txn = db.begin_read()?;
     let table = txn.open_table(BLOBS)?;
     let bytes = table.get(sha256_hex)?.map(|v| v.value().to_vec());

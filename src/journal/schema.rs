@@ -4,6 +4,8 @@ use std::path::Path;
 
 use redb::{Database, TableDefinition};
 
+use super::db::Db;
+
 /// `offset → encoded Envelope` (see `codec`). Append-only; offsets are gapless from 1.
 pub const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 /// `event id → offset`: idempotent ingest and `GET /v1/events/{id}`.
@@ -19,11 +21,16 @@ pub const DB_FILE_NAME: &str = "journal.redb";
 
 /// Opens (or creates) the database and makes sure every journal table exists, so readers never
 /// see a missing table.
-pub fn open(data_dir: &Path, cache_size_bytes: usize) -> Result<Database, redb::Error> {
+pub fn open(data_dir: &Path, cache_size_bytes: usize) -> Result<Db, redb::Error> {
     let path = data_dir.join(DB_FILE_NAME);
+    let db = open_database(&path, cache_size_bytes)?;
+    Ok(Db::new(db, path, cache_size_bytes))
+}
+
+pub(crate) fn open_database(path: &Path, cache_size_bytes: usize) -> Result<Database, redb::Error> {
     let db = Database::builder()
         .set_cache_size(cache_size_bytes)
-        .create(&path)?;
+        .create(path)?;
     let txn = db.begin_write()?;
     {
         txn.open_table(JOURNAL)?;

@@ -2,16 +2,27 @@
 //! it a [`Request`] over a bounded crossbeam channel; it drains whatever is pending into one
 //! durable transaction (group commit) and answers each request only after `commit()` returned.
 //! A full queue is reported to the caller at once (`Busy`), never waited on from async code.
+//!
+//! A full disk: appends are refused (`Unavailable`, HTTP 503) while the data directory has less
+//! than `storage.min_free_bytes` free, which keeps redb away from ENOSPC. Should a commit still
+//! fail with an I/O error, redb refuses every later write until the database is reopened: the
+//! writer fails requests at once while it probes (with backoff) for room again, then reopens the
+//! database, re-reads the journal head and carries on. Nothing is answered before its commit
+//! returned, so nothing acknowledged is lost; a failed group is never acknowledged.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
-use redb::{Database, Durability, ReadableTable, WriteTransaction};
+use super::db::Db;
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use redb::{Durability, ReadableTable, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::codec::{self, Envelope, Origin};
+use super::reader;
 use super::schema::{BLOBS, EVENTS_BY_TYPE, EVENT_IDS, JOURNAL};
 use super::JournalError;
 use crate::clock;
@@ -23,6 +34,14 @@ pub const QUEUE_CAPACITY: usize = 8192;
 const MAX_GROUP_REQUESTS: usize = 2048;
 /// Payload bytes folded into one transaction at most (keeps a commit's latency bounded).
 const MAX_GROUP_BYTES: usize = 64 * 1024 * 1024;
+/// First wait before probing a failed storage again; doubles up to `PROBE_MAX`.
+const PROBE_MIN: Duration = Duration::from_millis(100);
+const PROBE_MAX: Duration = Duration::from_secs(5);
+/// Free bytes the data directory needs (beyond `min_free_bytes`) before a failed database is
+/// reopened: opening recovers the file, which writes.
+const REOPEN_MIN_FREE_BYTES: u64 = 1024 * 1024;
+/// "Disk nearly full" is logged at most this often.
+const FULL_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 /// How durable an `Apply` must be before it is answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +139,7 @@ impl Wakers {
 pub struct Writer {
     tx: Sender<Request>,
     head: Arc<AtomicU64>,
+    storage_ok: Arc<AtomicBool>,
     wakers: Arc<Wakers>,
     head_watch: tokio::sync::watch::Receiver<u64>,
 }
@@ -127,13 +147,17 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer thread on `db`, whose journal currently ends at `head`, appended at
     /// `head_appended_at_ms` (append times never go backwards, whatever the clock does).
+    /// Appends are refused while the data directory has less than `min_free_bytes` free
+    /// (0: never refused; redb's own ENOSPC is still handled).
     pub fn start(
-        db: Arc<Database>,
+        db: Arc<Db>,
         head: u64,
         head_appended_at_ms: i64,
+        min_free_bytes: u64,
     ) -> (Writer, JoinHandle<()>) {
         let (tx, rx) = bounded(QUEUE_CAPACITY);
         let head_atomic = Arc::new(AtomicU64::new(head));
+        let storage_ok = Arc::new(AtomicBool::new(true));
         let wakers = Arc::new(Wakers::default());
         let (watch_tx, head_watch) = tokio::sync::watch::channel(head);
         let thread = WriterThread {
@@ -145,6 +169,10 @@ impl Writer {
             head_watch: watch_tx,
             unsynced: false,
             last_appended_at_ms: head_appended_at_ms,
+            min_free_bytes,
+            broken: None,
+            storage_ok: storage_ok.clone(),
+            last_full_warning: None,
         };
         let handle = std::thread::Builder::new()
             .name("journal-writer".into())
@@ -153,6 +181,7 @@ impl Writer {
         let writer = Writer {
             tx,
             head: head_atomic,
+            storage_ok,
             wakers,
             head_watch,
         };
@@ -162,6 +191,11 @@ impl Writer {
     /// The last durably committed offset.
     pub fn head(&self) -> u64 {
         self.head.load(Ordering::Acquire)
+    }
+
+    /// False while the storage failed (disk full, I/O error) and the writer waits for it.
+    pub fn storage_ok(&self) -> bool {
+        self.storage_ok.load(Ordering::Acquire)
     }
 
     pub fn wakers(&self) -> &Wakers {
@@ -258,7 +292,7 @@ impl Reply {
 }
 
 struct WriterThread {
-    db: Arc<Database>,
+    db: Arc<Db>,
     rx: Receiver<Request>,
     next_offset: u64,
     head: Arc<AtomicU64>,
@@ -269,13 +303,63 @@ struct WriterThread {
     /// Append time of the newest entry: offsets and append times ascend together, so replay
     /// `from_time` can binary-search the journal.
     last_appended_at_ms: i64,
+    min_free_bytes: u64,
+    /// Set after an I/O failure: requests fail at once until a probe reopens the database.
+    broken: Option<Broken>,
+    storage_ok: Arc<AtomicBool>,
+    last_full_warning: Option<Instant>,
+}
+
+struct Broken {
+    reason: String,
+    next_probe: Instant,
+    backoff: Duration,
+}
+
+/// Bytes available to this process in `dir`'s file system (None if it cannot be asked).
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes into the zeroed struct we own; the path is NUL-terminated.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    #[allow(clippy::useless_conversion)]
+    Some(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
+}
+
+fn fail_request(request: Request, err: &JournalError) {
+    match request {
+        Request::Append { reply, .. } => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Request::Apply { reply, .. } => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Request::Stop => {}
+    }
 }
 
 impl WriterThread {
     fn run(mut self) {
         let mut stopping = false;
         while !stopping {
-            let Ok(first) = self.rx.recv() else { break };
+            let first = if self.broken.is_some() {
+                let received = match self.rx.recv_timeout(PROBE_MIN) {
+                    Ok(request) => Some(request),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
+                self.probe();
+                match received {
+                    Some(request) => request,
+                    None => continue,
+                }
+            } else {
+                let Ok(first) = self.rx.recv() else { break };
+                first
+            };
             let mut group = Vec::with_capacity(64);
             let mut group_bytes = 0usize;
             let mut next = Some(first);
@@ -291,11 +375,20 @@ impl WriterThread {
                 }
                 next = self.rx.try_recv().ok();
             }
-            if !group.is_empty() {
-                self.commit_group(group);
+            if group.is_empty() {
+                continue;
+            }
+            match &self.broken {
+                Some(broken) => {
+                    let err = JournalError::Unavailable(broken.reason.clone());
+                    for request in group {
+                        fail_request(request, &err);
+                    }
+                }
+                None => self.commit_group(group),
             }
         }
-        if self.unsynced {
+        if self.unsynced && self.broken.is_none() {
             // Make the trailing relaxed commits durable before exiting.
             let synced = self
                 .db
@@ -313,7 +406,132 @@ impl WriterThread {
         tracing::debug!(head = self.next_offset - 1, "journal writer stopped");
     }
 
+    /// While broken: once the backoff passed and there is room, reopen the database.
+    fn probe(&mut self) {
+        let Some(broken) = &mut self.broken else {
+            return;
+        };
+        let now = Instant::now();
+        if now < broken.next_probe {
+            return;
+        }
+        match self.recover() {
+            Ok(head) => {
+                self.broken = None;
+                self.storage_ok.store(true, Ordering::Release);
+                tracing::warn!(head, "storage recovered: the journal accepts writes again");
+                // Projectors reload (the generation changed) and catch up.
+                self.wakers.wake_all();
+            }
+            Err(reason) => {
+                let Some(broken) = &mut self.broken else {
+                    return;
+                };
+                tracing::debug!(%reason, "storage still unavailable");
+                broken.backoff = (broken.backoff * 2).min(PROBE_MAX);
+                broken.next_probe = Instant::now() + broken.backoff;
+            }
+        }
+    }
+
+    /// Reopens the database and re-reads where the journal ends; the new head.
+    fn recover(&mut self) -> Result<u64, String> {
+        let needed = self.min_free_bytes.saturating_add(REOPEN_MIN_FREE_BYTES);
+        if let Some(free) = free_bytes(self.db.dir()) {
+            if free < needed {
+                return Err(format!("{free} bytes free, waiting for {needed}"));
+            }
+        }
+        self.db.reopen()?;
+        let head = reader::head(&self.db).map_err(|e| e.to_string())?;
+        let head_appended_at_ms = reader::get_by_offset(&self.db, head)
+            .map_err(|e| e.to_string())?
+            .map(|e| e.appended_at_ms)
+            .unwrap_or(0);
+        if head + 1 != self.next_offset {
+            // A commit that reported failure had reached the disk after all: it was never
+            // acknowledged, and offsets stay gapless from the file's own head.
+            tracing::warn!(
+                head,
+                expected = self.next_offset - 1,
+                "journal head after reopening differs from the last acknowledged one"
+            );
+        }
+        self.next_offset = head + 1;
+        self.last_appended_at_ms = self.last_appended_at_ms.max(head_appended_at_ms);
+        self.head.store(head, Ordering::Release);
+        let _ = self.head_watch.send(head);
+        // The reopened file holds only durable commits.
+        self.unsynced = false;
+        Ok(head)
+    }
+
+    fn mark_broken(&mut self, err: &JournalError) {
+        if self.broken.is_none() {
+            tracing::error!(error = %err, "storage failed; refusing writes until it recovers");
+        }
+        self.storage_ok.store(false, Ordering::Release);
+        self.broken = Some(Broken {
+            reason: err.to_string(),
+            next_probe: Instant::now() + PROBE_MIN,
+            backoff: PROBE_MIN,
+        });
+    }
+
+    /// Fails the appends of `group` when the disk is nearer full than `min_free_bytes` (plus
+    /// what they would add); other requests (checkpoints, cursors) go on using the reserve.
+    fn refuse_appends_without_room(&mut self, group: Vec<Request>) -> Vec<Request> {
+        let is_append = |r: &Request| matches!(r, Request::Append { .. });
+        if self.min_free_bytes == 0 || !group.iter().any(is_append) {
+            return group;
+        }
+        let Some(free) = free_bytes(self.db.dir()) else {
+            return group;
+        };
+        let append_bytes: usize = group
+            .iter()
+            .filter(|r| is_append(r))
+            .map(Request::size_bytes)
+            .sum();
+        let needed = self
+            .min_free_bytes
+            .saturating_add(u64::try_from(append_bytes).unwrap_or(u64::MAX));
+        if free >= needed {
+            return group;
+        }
+        if self
+            .last_full_warning
+            .is_none_or(|at| at.elapsed() >= FULL_WARNING_EVERY)
+        {
+            self.last_full_warning = Some(Instant::now());
+            tracing::warn!(
+                free,
+                min_free_bytes = self.min_free_bytes,
+                "disk nearly full: refusing appends"
+            );
+        }
+        let err = JournalError::Unavailable(format!(
+            "the disk is nearly full ({free} bytes free, storage.min_free_bytes is {})",
+            self.min_free_bytes
+        ));
+        group
+            .into_iter()
+            .filter_map(|r| {
+                if is_append(&r) {
+                    fail_request(r, &err);
+                    None
+                } else {
+                    Some(r)
+                }
+            })
+            .collect()
+    }
+
     fn commit_group(&mut self, group: Vec<Request>) {
+        let group = self.refuse_appends_without_room(group);
+        if group.is_empty() {
+            return;
+        }
         let start_offset = self.next_offset;
         let start_appended_at_ms = self.last_appended_at_ms;
         let mut replies = Vec::with_capacity(group.len());
@@ -338,20 +556,16 @@ impl WriterThread {
                 // stay gapless, and fail every request (including those not yet processed).
                 self.next_offset = start_offset;
                 self.last_appended_at_ms = start_appended_at_ms;
-                tracing::error!(error = %err, "journal commit failed");
+                if matches!(err, JournalError::Unavailable(_)) {
+                    self.mark_broken(&err);
+                } else {
+                    tracing::error!(error = %err, "journal commit failed");
+                }
                 for r in replies {
                     r.fail(&err);
                 }
                 for request in rest {
-                    match request {
-                        Request::Append { reply, .. } => {
-                            let _ = reply.send(Err(err.clone()));
-                        }
-                        Request::Apply { reply, .. } => {
-                            let _ = reply.send(Err(err.clone()));
-                        }
-                        Request::Stop => {}
-                    }
+                    fail_request(request, &err);
                 }
             }
         }

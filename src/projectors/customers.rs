@@ -8,13 +8,13 @@
 //! memory stays bounded by the chunk whatever the number of customers, and state and
 //! checkpoint are committed together like every projector's.
 
-use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Projector;
 use crate::domain::customer::{self, index_keys};
-use crate::journal::{Envelope, JournalError, WriteFn};
+use crate::journal::{Db, Envelope, JournalError, WriteFn};
 
 pub const NAME: &str = "customers";
 /// `customer id → JSON CustomerRow`.
@@ -100,7 +100,7 @@ impl Projector for CustomersProjector {
 
     fn on_durable(&mut self) {}
 
-    fn reload(&mut self, _db: &Database) -> Result<(), JournalError> {
+    fn reload(&mut self, _db: &Db) -> Result<(), JournalError> {
         self.pending.clear();
         Ok(())
     }
@@ -168,7 +168,7 @@ impl Tables<'_> {
 }
 
 /// One customer, as of the projection's checkpoint.
-pub fn get(db: &Database, id: &str) -> Result<Option<CustomerRow>, JournalError> {
+pub fn get(db: &Db, id: &str) -> Result<Option<CustomerRow>, JournalError> {
     let txn = db.begin_read()?;
     let table = match txn.open_table(CUSTOMERS) {
         Ok(t) => t,
@@ -192,12 +192,7 @@ pub enum Index {
 }
 
 /// Ids of customers whose normalized `key` equals `value`, at most `max`.
-pub fn find(
-    db: &Database,
-    index: Index,
-    value: &str,
-    max: usize,
-) -> Result<Vec<String>, JournalError> {
+pub fn find(db: &Db, index: Index, value: &str, max: usize) -> Result<Vec<String>, JournalError> {
     let definition = match index {
         Index::Email => BY_EMAIL,
         Index::Phone => BY_PHONE,

@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use crate::journal::Db;
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::Projector;
@@ -137,7 +138,7 @@ impl MatchState {
         }
     }
 
-    fn load(db: &Database) -> Result<MatchState, JournalError> {
+    fn load(db: &Db) -> Result<MatchState, JournalError> {
         let txn = db.begin_read()?;
         let mut state = MatchState::default();
         match txn.open_table(HOOKS) {
@@ -198,7 +199,7 @@ pub struct HooksProjector {
 }
 
 impl HooksProjector {
-    pub fn load(db: &Database) -> Result<(HooksProjector, Arc<Hooks>), JournalError> {
+    pub fn load(db: &Db) -> Result<(HooksProjector, Arc<Hooks>), JournalError> {
         let state = MatchState::load(db)?;
         let records = state
             .hooks
@@ -533,7 +534,7 @@ impl Projector for HooksProjector {
         }
     }
 
-    fn reload(&mut self, db: &Database) -> Result<(), JournalError> {
+    fn reload(&mut self, db: &Db) -> Result<(), JournalError> {
         self.state = MatchState::load(db)?;
         self.dirty_users.clear();
         self.dirty_hooks.clear();
@@ -550,7 +551,7 @@ impl Projector for HooksProjector {
 
 /// Up to `max` entries of `hook_id` with sequence ≥ `from`, as `(sequence, offset)`.
 pub fn read_entries(
-    db: &Database,
+    db: &Db,
     hook_id: &str,
     from: u64,
     max: usize,
@@ -584,7 +585,7 @@ pub fn wipe(txn: &WriteTransaction) -> Result<(), redb::Error> {
 
 /// A deterministic dump of the projection (hooks with heads, and every entry), for rebuild
 /// checks.
-pub fn dump_tables(db: &Database) -> Result<String, JournalError> {
+pub fn dump_tables(db: &Db) -> Result<String, JournalError> {
     let state = MatchState::load(db)?;
     let mut out = String::new();
     for row in state.replays.values() {

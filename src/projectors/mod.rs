@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use redb::{Database, WriteTransaction};
+use crate::journal::Db;
+use redb::WriteTransaction;
 
 use crate::journal::schema::CHECKPOINTS;
 use crate::journal::writer::Sync;
@@ -36,7 +37,7 @@ pub trait Projector: Send + 'static {
     /// The last taken writes are durable: publish the state to readers.
     fn on_durable(&mut self);
     /// Discards in-memory state and reloads it from the committed tables (after a failed commit).
-    fn reload(&mut self, db: &Database) -> Result<(), JournalError>;
+    fn reload(&mut self, db: &Db) -> Result<(), JournalError>;
 }
 
 /// What a running projector reports: its checkpoint, and how much it applied since start.
@@ -70,7 +71,7 @@ impl ProjectorStatus {
 /// Starts `projector` on its own thread. It stops when `stop` is set, after its current chunk.
 pub fn spawn<P: Projector>(
     mut projector: P,
-    db: Arc<Database>,
+    db: Arc<Db>,
     writer: Writer,
     stop: Arc<AtomicBool>,
 ) -> Result<(Arc<ProjectorStatus>, JoinHandle<()>), JournalError> {
@@ -90,13 +91,38 @@ pub fn spawn<P: Projector>(
         .name(format!("projector-{name}"))
         .spawn(move || {
             let mut checkpoint = start;
+            // State applied but not committed must never be applied again: after a failed
+            // commit, or when the writer reopened the database (relaxed commits of the old
+            // generation may be gone), reload from the tables before the next chunk.
+            let mut generation = db.generation();
+            let mut needs_reload = false;
+            let mut failing = false;
             while !stop.load(Ordering::Acquire) {
+                if needs_reload || db.generation() != generation {
+                    let now = db.generation();
+                    match projector.reload(&db).and_then(|_| reader::checkpoint(&db, name)) {
+                        Ok(cp) => {
+                            checkpoint = cp;
+                            generation = now;
+                            needs_reload = false;
+                            thread_status.checkpoint.store(cp, Ordering::Release);
+                        }
+                        Err(e) => {
+                            if !std::mem::replace(&mut failing, true) {
+                                tracing::error!(projector = name, error = %e, "projector reload failed; retrying");
+                            }
+                            std::thread::sleep(RETRY_BACKOFF);
+                            continue;
+                        }
+                    }
+                }
                 if checkpoint >= writer.head() {
                     let _ = waker.recv_timeout(IDLE_POLL);
                     continue;
                 }
                 match run_chunk(&mut projector, &db, &writer, checkpoint) {
                     Ok(last) => {
+                        failing = false;
                         thread_status
                             .applied_since_start
                             .fetch_add(last - checkpoint, Ordering::AcqRel);
@@ -105,12 +131,11 @@ pub fn spawn<P: Projector>(
                         thread_status.applied_watch.send_replace(last);
                     }
                     Err(e) => {
-                        tracing::warn!(projector = name, error = %e, "projector chunk failed; reloading");
-                        std::thread::sleep(RETRY_BACKOFF);
-                        match projector.reload(&db).and_then(|_| reader::checkpoint(&db, name)) {
-                            Ok(cp) => checkpoint = cp,
-                            Err(e) => tracing::error!(projector = name, error = %e, "projector reload failed"),
+                        if !std::mem::replace(&mut failing, true) {
+                            tracing::warn!(projector = name, error = %e, "projector chunk failed; reloading");
                         }
+                        std::thread::sleep(RETRY_BACKOFF);
+                        needs_reload = true;
                     }
                 }
             }
@@ -123,7 +148,7 @@ pub fn spawn<P: Projector>(
 /// Applies the next chunk after `checkpoint` and commits it; returns the new checkpoint.
 fn run_chunk<P: Projector>(
     projector: &mut P,
-    db: &Database,
+    db: &Db,
     writer: &Writer,
     checkpoint: u64,
 ) -> Result<u64, JournalError> {
@@ -155,7 +180,7 @@ fn run_chunk<P: Projector>(
 
 /// Deletes every projection's tables and checkpoints (offline), so the next start rebuilds
 /// them from the journal. The journal itself is untouched.
-pub fn wipe_all(db: &Database) -> Result<(), redb::Error> {
+pub fn wipe_all(db: &Db) -> Result<(), redb::Error> {
     let txn = db.begin_write()?;
     registry::wipe(&txn)?;
     hooks::wipe(&txn)?;

@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use crate::journal::Db;
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::Projector;
 use crate::domain::internal::{self, KeyRecord, KeyRevoked, UserRecord};
@@ -100,7 +101,7 @@ impl RegistryState {
         }
     }
 
-    fn load(db: &Database) -> Result<RegistryState, JournalError> {
+    fn load(db: &Db) -> Result<RegistryState, JournalError> {
         let txn = db.begin_read()?;
         let mut state = RegistryState::default();
         match txn.open_table(USERS) {
@@ -161,7 +162,7 @@ pub struct RegistryProjector {
 
 impl RegistryProjector {
     /// Loads the committed projection; returns the projector and its read side.
-    pub fn load(db: &Database) -> Result<(RegistryProjector, Registry), JournalError> {
+    pub fn load(db: &Db) -> Result<(RegistryProjector, Registry), JournalError> {
         let state = RegistryState::load(db)?;
         let registry = Registry {
             snapshot: Arc::new(RwLock::new(Arc::new(state.clone()))),
@@ -239,7 +240,7 @@ impl Projector for RegistryProjector {
         }
     }
 
-    fn reload(&mut self, db: &Database) -> Result<(), JournalError> {
+    fn reload(&mut self, db: &Db) -> Result<(), JournalError> {
         self.state = RegistryState::load(db)?;
         self.dirty_users.clear();
         self.dirty_keys.clear();
@@ -256,7 +257,7 @@ pub fn wipe(txn: &WriteTransaction) -> Result<(), redb::Error> {
 }
 
 /// A deterministic text dump of the registry tables, for rebuild checks and debugging.
-pub fn dump_tables(db: &Database) -> Result<String, JournalError> {
+pub fn dump_tables(db: &Db) -> Result<String, JournalError> {
     let state = RegistryState::load(db)?;
     let mut out = String::new();
     for user in state.users.values() {

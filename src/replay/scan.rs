@@ -1,6 +1,6 @@
 //! Which offsets of a journal range a hook would receive now.
 
-use redb::Database;
+use crate::journal::Db;
 
 use crate::domain::internal::HookRecord;
 use crate::journal::{reader, JournalError};
@@ -19,7 +19,7 @@ pub struct Scan {
 /// Scans `from..=to`, at most `max_scan` entries, collecting up to `keep_max` matching offsets
 /// (and counting all matches; with `keep_max == 0` it only counts).
 pub fn scan(
-    db: &Database,
+    db: &Db,
     registry: &RegistryState,
     hook: &HookRecord,
     from: u64,

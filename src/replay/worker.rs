@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redb::Database;
+use crate::journal::Db;
 
 use super::scan;
 use crate::clock;
@@ -29,7 +29,7 @@ const TICK: Duration = Duration::from_millis(20);
 const WAIT_FOR_PROJECTION: Duration = Duration::from_secs(5);
 
 pub struct ReplayParts {
-    pub db: Arc<Database>,
+    pub db: Arc<Db>,
     pub writer: Writer,
     pub hooks: Arc<Hooks>,
     pub hooks_status: Arc<ProjectorStatus>,

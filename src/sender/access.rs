@@ -19,6 +19,10 @@ pub enum Access {
 }
 
 pub fn check(registry: &RegistryState, hook: &HookRecord, envelope: &Envelope) -> Access {
+    if crate::retention::is_tombstone(envelope) {
+        // Trimmed by retention: its data is gone.
+        return Access::Skip("retention_removed");
+    }
     if !hook.events.contains(&envelope.kind) {
         return Access::Skip("unsubscribed");
     }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redb::Database;
+use crate::journal::Db;
 use tokio::task::JoinSet;
 
 use super::attempt::{self, Outcome};
@@ -36,7 +36,7 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(4);
 /// Everything a lane and its deliveries need.
 pub struct LaneCtx {
     pub hook_id: String,
-    pub db: Arc<Database>,
+    pub db: Arc<Db>,
     pub writer: Writer,
     pub hooks: Arc<Hooks>,
     pub registry: Registry,

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redb::Database;
+use crate::journal::Db;
 
 use crate::config::Config;
 use crate::domain::internal::{DeliveryMode, HookState};
@@ -38,7 +38,7 @@ use signing::SigningKeyFile;
 const RESCAN_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct SenderParts {
-    pub db: Arc<Database>,
+    pub db: Arc<Db>,
     pub writer: Writer,
     pub hooks: Arc<Hooks>,
     pub registry: Registry,

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use crate::journal::Db;
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -112,7 +113,7 @@ pub struct Progress {
 impl Progress {
     /// Loads all hooks' progress and starts the recorder task (on the current runtime).
     pub fn start(
-        db: &Database,
+        db: &Db,
         writer: Writer,
     ) -> Result<(Arc<Progress>, tokio::task::JoinHandle<()>), JournalError> {
         let hooks = load_all(db)?;
@@ -188,75 +189,97 @@ impl Progress {
     }
 }
 
+/// Serialised rows waiting for a commit, by key (a later row replaces an earlier one).
+#[derive(Default, Clone)]
+struct Batch {
+    progress: BTreeMap<String, Vec<u8>>,
+    deliveries: BTreeMap<(String, u64), Vec<u8>>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.progress.len() + self.deliveries.len()
+    }
+
+    /// Folds a row in; false for `Stop`.
+    fn add(&mut self, row: Row) -> bool {
+        match row {
+            Row::Progress(id, p) => {
+                let bytes = serde_json::to_vec(&p).expect("progress rows serialise");
+                self.progress.insert(id, bytes);
+            }
+            Row::Delivery(id, d) => {
+                let bytes = serde_json::to_vec(&d).expect("delivery rows serialise");
+                self.deliveries.insert((id, d.sequence), bytes);
+            }
+            Row::Stop => return false,
+        }
+        true
+    }
+}
+
+/// First wait after a failed write (the disk is full, say); doubles up to `RETRY_MAX`.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
 async fn record(mut rx: mpsc::Receiver<Row>, writer: Writer) {
-    let mut progress: HashMap<String, HookProgress> = HashMap::new();
-    let mut deliveries: BTreeMap<(String, u64), DeliveryRecord> = BTreeMap::new();
+    let mut batch = Batch::default();
+    let mut closed = false;
+    let mut backoff = RETRY_MIN;
     loop {
-        let Some(first) = rx.recv().await else { break };
-        let mut closed = !add_row(&mut progress, &mut deliveries, first);
+        if batch.len() == 0 {
+            if closed {
+                break;
+            }
+            match rx.recv().await {
+                Some(row) => closed = !batch.add(row),
+                None => break,
+            }
+        }
         let deadline = tokio::time::Instant::now() + FLUSH_INTERVAL;
-        while progress.len() + deliveries.len() < MAX_BATCH_ROWS {
+        while !closed && batch.len() < MAX_BATCH_ROWS {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(row)) => {
-                    if !add_row(&mut progress, &mut deliveries, row) {
-                        closed = true;
-                        break;
-                    }
-                }
-                Ok(None) => {
-                    closed = true;
-                    break;
-                }
+                Ok(Some(row)) => closed = !batch.add(row),
+                Ok(None) => closed = true,
                 Err(_) => break,
             }
         }
-        let p = std::mem::take(&mut progress);
-        let d = std::mem::take(&mut deliveries);
+        if batch.len() == 0 {
+            continue;
+        }
+        let rows = Arc::new(std::mem::take(&mut batch));
+        let written = rows.clone();
         // Delivery rows first in the same transaction as the cursor that passes them.
         let write: WriteFn = Box::new(move |txn: &WriteTransaction| {
             let mut t = txn.open_table(HOOK_DELIVERIES)?;
-            for ((id, seq), record) in &d {
-                let bytes = serde_json::to_vec(record).expect("delivery rows serialise");
+            for ((id, seq), bytes) in &written.deliveries {
                 t.insert((id.as_str(), *seq), bytes.as_slice())?;
             }
             let mut t = txn.open_table(HOOK_PROGRESS)?;
-            for (id, row) in &p {
-                let bytes = serde_json::to_vec(row).expect("progress rows serialise");
+            for (id, bytes) in &written.progress {
                 t.insert(id.as_str(), bytes.as_slice())?;
             }
             Ok(())
         });
-        // A failed write loses no delivery: the cursor stays behind, so the deliveries it
-        // would have passed are made again after a restart (at-least-once).
-        if let Err(e) = writer.apply(write).await {
-            tracing::error!(error = %e, "recording delivery progress failed");
-        }
-        if closed {
-            break;
+        match writer.apply(write).await {
+            Ok(()) => backoff = RETRY_MIN,
+            Err(JournalError::Closed) => break,
+            Err(e) => {
+                // Keep the rows (newer ones arriving meanwhile replace them) and try again:
+                // until written, the cursor on disk stays behind, so a crash now redelivers
+                // rather than skips (at-least-once).
+                if backoff == RETRY_MIN {
+                    tracing::error!(error = %e, "recording delivery progress failed; retrying");
+                }
+                batch = Arc::try_unwrap(rows).unwrap_or_else(|shared| (*shared).clone());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RETRY_MAX);
+            }
         }
     }
 }
 
-/// Folds a row into the pending batch (a later row for the same key replaces the earlier one);
-/// false for `Stop`.
-fn add_row(
-    progress: &mut HashMap<String, HookProgress>,
-    deliveries: &mut BTreeMap<(String, u64), DeliveryRecord>,
-    row: Row,
-) -> bool {
-    match row {
-        Row::Progress(id, p) => {
-            progress.insert(id, p);
-        }
-        Row::Delivery(id, d) => {
-            deliveries.insert((id, d.sequence), d);
-        }
-        Row::Stop => return false,
-    }
-    true
-}
-
-fn load_all(db: &Database) -> Result<HashMap<String, HookProgress>, JournalError> {
+fn load_all(db: &Db) -> Result<HashMap<String, HookProgress>, JournalError> {
     let txn = db.begin_read()?;
     let mut out = HashMap::new();
     match txn.open_table(HOOK_PROGRESS) {
@@ -276,7 +299,7 @@ fn load_all(db: &Database) -> Result<HashMap<String, HookProgress>, JournalError
 
 /// Delivery records of `hook_id` with sequence in `from..=to`.
 pub fn read_deliveries(
-    db: &Database,
+    db: &Db,
     hook_id: &str,
     from: u64,
     to: u64,

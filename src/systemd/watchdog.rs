@@ -87,7 +87,7 @@ mod tests {
     async fn alive_only_while_the_sender_runs_and_the_writer_commits() {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(schema::open(dir.path(), 1 << 20).unwrap());
-        let (writer, thread) = Writer::start(db, 0, 0);
+        let (writer, thread) = Writer::start(db, 0, 0, 0);
         let sender_alive = Arc::new(AtomicBool::new(true));
         let liveness = Liveness {
             writer: writer.clone(),
