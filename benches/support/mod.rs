@@ -1,5 +1,5 @@
-//! Code shared by the bench binaries (`ingest`, `delivery`, `replay`): each includes this module
-//! with `mod support;`. Every bench uses only part of it, hence the `dead_code` allowance.
+//! Code shared by the parts of the `engine` bench (`benches/scenarios/`: ingest, delivery,
+//! replay). Not every helper is used by every part, hence the `dead_code` allowance.
 //!
 //! - [`daemon`]: starting the real daemon binary on 127.0.0.1 with a temp data dir, stopping it.
 //! - [`http`]: hyper HTTP/1.1 client connections, requests to the daemon's API, hook helpers.

@@ -1,4 +1,5 @@
-//! Output: number formatting and the summary table, each figure beside its target.
+//! Output: number formatting and the summary tables (each part's, and `engine`'s combined one),
+//! each figure beside the raw limit measured in the same run and its target.
 
 pub fn fmt_rate(v: f64) -> String {
     let n = v.round().max(0.0) as u64;
@@ -30,63 +31,6 @@ pub enum Verdict {
     AtLeast(f64),
     AtMost(f64),
     Info,
-}
-
-/// The summary table's column widths (metric, measured, target).
-pub struct Table {
-    pub name: usize,
-    pub measured: usize,
-    pub target: usize,
-}
-
-impl Table {
-    /// The header line: `metric  measured  target  result`.
-    pub fn header(&self) {
-        println!(
-            "{:<nw$} {:>mw$}   {:<tw$} result",
-            "metric",
-            "measured",
-            "target",
-            nw = self.name,
-            mw = self.measured,
-            tw = self.target
-        );
-    }
-
-    /// One row: the figure, its target and PASS/MISS (or `info`).
-    pub fn row(
-        &self,
-        name: &str,
-        measured: String,
-        target: &str,
-        value: Option<f64>,
-        verdict: Verdict,
-    ) {
-        let result = match (verdict, value) {
-            (Verdict::Info, _) => "info",
-            (_, None) => "MISS (no data)",
-            (Verdict::AtLeast(t), Some(v)) => {
-                if v >= t {
-                    "PASS"
-                } else {
-                    "MISS"
-                }
-            }
-            (Verdict::AtMost(t), Some(v)) => {
-                if v <= t {
-                    "PASS"
-                } else {
-                    "MISS"
-                }
-            }
-        };
-        println!(
-            "{name:<nw$} {measured:>mw$}   {target:<tw$} {result}",
-            nw = self.name,
-            mw = self.measured,
-            tw = self.target
-        );
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
