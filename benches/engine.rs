@@ -90,7 +90,8 @@ fn main() {
         "raw limit: ingest = raw redb appends (same batch size) in this process; delivery = a bare \
          hyper client replaying a captured delivery to the same receiver; replay = this process \
          scanning the stopped daemon's journal with redb. Each is measured in this run, on this \
-         machine; ratio = measured / raw limit."
+         machine; ratio = measured / raw limit (ingest batch 1: group commit folds many requests \
+         into one fsync, so > 1 is expected)."
     );
     println!(
         "1-minute load average at start / end: {} / {} ({cpus} CPUs; compare within a run, not across runs)",

@@ -955,7 +955,7 @@ fn summary(s: &Summary) -> Vec<Row> {
             PART,
             Section::Delivery,
             &format!(
-                "1  backlog drain, ordering none ({} events; raw: 4)",
+                "1  backlog drain, ordering none ({} events; raw: hyper client)",
                 s.backlog_none.expected
             ),
             rate(none),

@@ -948,7 +948,7 @@ fn summary(s: &Summary) -> Vec<Row> {
             Some(batch_eps),
             Verdict::AtLeast(TARGET_BATCH_EPS),
         )
-        .with_raw(rate(raw100), None),
+        .with_raw(rate(raw100), batch_ratio),
         Row::judged(
             PART,
             Section::Ingest,
