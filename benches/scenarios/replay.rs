@@ -1,4 +1,4 @@
-//! Replay benchmark for `rev23-webhooks`: how fast the real daemon re-matches a large journal
+//! Replay part of the `engine` benchmark for `rev23-webhooks`: how fast the real daemon re-matches a large journal
 //! range against a hook (SPEC §8), beside the raw limit of scanning the same journal file with
 //! redb in this process, and whether live deliveries on another hook stay fast while a replay is
 //! being delivered.
@@ -6,9 +6,9 @@
 //! Run it (release build; the figures of a debug build mean nothing):
 //!
 //! ```text
-//! cargo bench --bench replay                      # full size (1,000,000-event journal, ...)
-//! BENCH_SCALE=0.05 cargo bench --bench replay     # a twentieth of every count, for a smoke run
-//! BENCH_MAX_LOAD=1.5 cargo bench --bench replay   # first wait (≤ 5 min) for loadavg < 1.5
+//! cargo bench --bench engine -- replay                     # full size (1,000,000-event journal)
+//! BENCH_SCALE=0.05 cargo bench --bench engine -- replay    # a twentieth of every count
+//! BENCH_MAX_LOAD=1.5 cargo bench --bench engine -- replay  # first wait (≤ 5 min) for load < 1.5
 //! ```
 //!
 //! Set-up: the real daemon binary with the same configuration as the delivery bench (loopback
@@ -43,10 +43,9 @@
 //!
 //! Every loop is bounded by count and time (pre-load ≤ 15 min, each scan request ≤ 10 min,
 //! delivery waits ≤ 120 s or 30 s without a new receipt); only 127.0.0.1 is connected to. At the
-//! end a table prints each figure beside its target with PASS/MISS; the bench never asserts on
-//! timings and exits 0 when targets are missed.
-
-mod support;
+//! end a table prints each figure beside its target with PASS/MISS ([`run`] returns its rows for
+//! `engine`'s combined table); the bench never asserts on timings and exits 0 when targets are
+//! missed.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -61,15 +60,16 @@ use rev23_webhooks::config::Config;
 use rev23_webhooks::journal::{reader, schema};
 use serde_json::{json, Value};
 
-use support::daemon::{Daemon, DaemonOptions};
-use support::http::{connect, exchange, settle, Api, ApiTarget, Sender};
-use support::measure::{
+use crate::support::daemon::{Daemon, DaemonOptions};
+use crate::support::http::{connect, exchange, settle, Api, ApiTarget, Sender};
+use crate::support::measure::{
     micros, pct_ms, per_sec, percentile, print_load, read_status_kib, wait_for_quiet_machine,
     CpuMeter, CpuUse, RssSampler,
 };
-use support::payload::{data_json, INGEST_BATCH};
-use support::receiver::{wait_for_arrivals, Receipt, Receiver};
-use support::report::{fmt_kib, fmt_rate, fmt_us, Table, Verdict};
+use crate::support::payload::{data_json, INGEST_BATCH};
+use crate::support::receiver::{wait_for_arrivals, Receipt, Receiver};
+use crate::support::report::{fmt_kib, fmt_rate, fmt_us, print_rows, Row, Section, Verdict};
+use crate::support::BenchConfig;
 
 /// Full-size counts (multiplied by `BENCH_SCALE`).
 const JOURNAL_EVENTS: f64 = 1_000_000.0;
@@ -103,8 +103,9 @@ const MAX_INGEST_ERRORS: u64 = 20;
 /// Extra time a live sender may run past its schedule before it gives up.
 const LIVE_GRACE: Duration = Duration::from_secs(15);
 
-fn main() {
-    let scale = support::bench_scale();
+/// Runs the replay part; returns its summary rows (after printing its detail lines and table).
+pub fn run(config: &BenchConfig) -> Vec<Row> {
+    let scale = config.scale;
     let journal_events = ((JOURNAL_EVENTS * scale).round() as u64).max(10_000);
     let live_secs = (LIVE_SECONDS * scale).max(2.0);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -180,7 +181,7 @@ fn main() {
     let raw = raw_scan(&daemon.data_dir, dry.to);
     raw.print();
 
-    print_table(&Summary {
+    summary(&Summary {
         scale,
         preload,
         dry,
@@ -188,7 +189,7 @@ fn main() {
         raw,
         peak_kib,
         hwm_kib,
-    });
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -845,7 +846,9 @@ struct Summary {
     hwm_kib: Option<u64>,
 }
 
-fn print_table(s: &Summary) {
+/// The part's summary rows; prints them as the part's own table, with its notes.
+fn summary(s: &Summary) -> Vec<Row> {
+    const PART: &str = "replay";
     let rate = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{} /s", fmt_rate(v)));
     let ms = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2} ms"));
     let scan = s.dry.best_rate();
@@ -853,126 +856,105 @@ fn print_table(s: &Summary) {
     let ratio = scan.zip(raw).map(|(h, r)| h / r.max(1e-9));
     let l = &s.live;
     let p99 = pct_ms(&l.from_send, 99.0);
+    let info = |section, name: &str, measured| Row::info(PART, section, name, measured);
 
-    println!(
-        "\n=========================== REPLAY SUMMARY (BENCH_SCALE={}) ===========================",
-        s.scale
-    );
-    let table = Table {
-        name: 50,
-        measured: 20,
-        target: 14,
-    };
-    table.header();
-    println!("{}", "-".repeat(94));
-    table.row(
-        &format!("a  dry-run matching scan ({} entries)", s.dry.scanned()),
-        rate(scan),
-        ">= 200,000 /s",
-        scan,
-        Verdict::AtLeast(TARGET_SCAN_EPS),
-    );
-    table.row(
-        "a    matched / replayed-type events acknowledged",
-        format!(
-            "{} / {}",
-            s.dry
-                .runs
-                .iter()
-                .find_map(|r| r.matched)
-                .map_or("n/a".into(), |m| m.to_string()),
-            s.preload.matching
+    let rows = vec![
+        Row::judged(
+            PART,
+            Section::Replay,
+            &format!(
+                "a  dry-run matching scan ({} entries; raw: redb scan + decode)",
+                s.dry.scanned()
+            ),
+            rate(scan),
+            ">= 200,000 /s",
+            scan,
+            Verdict::AtLeast(TARGET_SCAN_EPS),
+        )
+        .with_raw(rate(raw), ratio),
+        info(
+            Section::Replay,
+            "a    matched / replayed-type events acknowledged",
+            format!(
+                "{} / {}",
+                s.dry
+                    .runs
+                    .iter()
+                    .find_map(|r| r.matched)
+                    .map_or("n/a".into(), |m| m.to_string()),
+                s.preload.matching
+            ),
         ),
-        "",
-        None,
-        Verdict::Info,
-    );
-    table.row(
-        "a  raw: redb scan + decode, same range",
-        rate(raw),
-        "",
-        None,
-        Verdict::Info,
-    );
-    table.row(
-        "a  raw: redb iterate only (no decode)",
-        rate(Some(s.raw.iterate_rate())),
-        "",
-        None,
-        Verdict::Info,
-    );
-    table.row(
-        "a  dry run / raw scan + decode",
-        ratio.map_or("n/a".into(), |r| format!("{r:.2}x")),
-        "",
-        None,
-        Verdict::Info,
-    );
-    table.row(
-        &format!(
-            "b  live append→receipt p99 ({} at {LIVE_RATE}/s)",
-            l.received
+        info(
+            Section::Replay,
+            "a  raw: redb iterate only (no decode)",
+            rate(Some(s.raw.iterate_rate())),
         ),
-        ms(p99),
-        "<= 50 ms",
-        p99,
-        Verdict::AtMost(TARGET_LIVE_P99_MS),
-    );
-    table.row(
-        "b  live append→receipt p50",
-        ms(pct_ms(&l.from_send, 50.0)),
-        "",
-        None,
-        Verdict::Info,
-    );
-    table.row(
-        "b  live append→receipt max",
-        ms(l.from_send.last().map(|&us| f64::from(us) / 1000.0)),
-        "",
-        None,
-        Verdict::Info,
-    );
-    table.row(
-        "b  replayed deliveries during the live window",
-        l.replay_during.to_string(),
-        "> 0",
-        Some(l.replay_during as f64),
-        Verdict::AtLeast(1.0),
-    );
-    table.row(
-        &format!(
-            "b  replay delivery rate ({} of {})",
-            l.replay_received(),
-            l.replay_matched.unwrap_or(0)
+        Row::judged(
+            PART,
+            Section::Replay,
+            "b  replayed deliveries during the live window",
+            l.replay_during.to_string(),
+            "> 0",
+            Some(l.replay_during as f64),
+            Verdict::AtLeast(1.0),
         ),
-        rate(l.replay_rate()),
-        "",
-        None,
-        Verdict::Info,
-    );
-    table.row(
-        "pre-load ingest, batches of 1,000",
-        rate(Some(per_sec(s.preload.acked, s.preload.elapsed))),
-        "",
-        None,
-        Verdict::Info,
-    );
-    table.row(
-        "daemon peak VmRSS / VmHWM",
-        format!(
-            "{} / {}",
-            fmt_kib(s.peak_kib),
-            s.hwm_kib.map_or("n/a".into(), fmt_kib)
+        info(
+            Section::Replay,
+            &format!(
+                "b  replay delivery rate ({} of {})",
+                l.replay_received(),
+                l.replay_matched.unwrap_or(0)
+            ),
+            rate(l.replay_rate()),
         ),
-        "",
-        None,
-        Verdict::Info,
+        Row::judged(
+            PART,
+            Section::Latency,
+            &format!(
+                "b  live append→receipt p99 during replay ({} at {LIVE_RATE}/s)",
+                l.received
+            ),
+            ms(p99),
+            "<= 50 ms",
+            p99,
+            Verdict::AtMost(TARGET_LIVE_P99_MS),
+        ),
+        info(
+            Section::Latency,
+            "b  live append→receipt p50",
+            ms(pct_ms(&l.from_send, 50.0)),
+        ),
+        info(
+            Section::Latency,
+            "b  live append→receipt max",
+            ms(l.from_send.last().map(|&us| f64::from(us) / 1000.0)),
+        ),
+        info(
+            Section::Ingest,
+            "pre-load ingest, batches of 1,000",
+            rate(Some(per_sec(s.preload.acked, s.preload.elapsed))),
+        ),
+        info(
+            Section::Memory,
+            "daemon peak VmRSS / VmHWM",
+            format!(
+                "{} / {}",
+                fmt_kib(s.peak_kib),
+                s.hwm_kib.map_or("n/a".into(), fmt_kib)
+            ),
+        ),
+    ];
+    print_rows(
+        &format!("REPLAY SUMMARY (BENCH_SCALE={})", s.scale),
+        &rows,
+        false,
     );
-    println!("{}", "-".repeat(94));
     println!(
         "a: best of {DRY_RUNS} dry runs and of {RAW_RUNS} raw scans; the dry run's time includes the HTTP request and the daemon's per-entry permission check"
     );
-    if l.received < l.acked || l.replay_received() < l.replay_matched.unwrap_or(0) as usize {
+    if l.replay_received() < l.replay_matched.unwrap_or(0) as usize || l.received < l.acked {
         println!("INCOMPLETE deliveries in (b): see above");
     }
+    rows
 }

@@ -1,12 +1,12 @@
-//! Ingest benchmark for `rev23-webhooks`: how fast the real daemon durably accepts events over
+//! Ingest part of the `engine` benchmark for `rev23-webhooks`: how fast the real daemon durably accepts events over
 //! HTTP, how quickly it acknowledges them at a steady offered rate, how much memory it uses doing
 //! so, and how that compares with the raw limit of redb on the same machine in the same run.
 //!
 //! Run it (release build; the figures of a debug build mean nothing):
 //!
 //! ```text
-//! cargo bench --bench ingest                    # 5 s per timed scenario
-//! BENCH_SECONDS=3 cargo bench --bench ingest    # shorter
+//! cargo bench --bench engine -- ingest                    # 5 s per timed scenario
+//! BENCH_SECONDS=3 cargo bench --bench engine -- ingest    # shorter
 //! ```
 //!
 //! What it does, in order:
@@ -45,13 +45,12 @@
 //! and by count, and the daemon gets SIGTERM (then SIGKILL if it hangs) at the end.
 //!
 //! On a machine shared with other work the disk's fsync latency and the CPUs left over vary a
-//! lot from run to run; compare the HTTP and raw figures of the same run, not across runs. At the end a table prints each
-//! figure beside its target with PASS/MISS. The bench never asserts on timings: it exits 0 when
-//! targets are missed. HTTP ingest is also shown as a ratio of the raw redb figure of the same
-//! batch size; for single events the daemon's group commit folds many requests into one fsync,
-//! so that ratio can (and should) exceed 1.
-
-mod support;
+//! lot from run to run; compare the HTTP and raw figures of the same run, not across runs. At the
+//! end a table prints each figure beside its target with PASS/MISS; [`run`] returns its rows for
+//! `engine`'s combined table. The bench never asserts on timings: it exits 0 when targets are
+//! missed. HTTP ingest is also shown as a ratio of the raw redb figure of the same batch size;
+//! for single events the daemon's group commit folds many requests into one fsync, so that ratio
+//! can (and should) exceed 1.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -68,17 +67,19 @@ use rev23_webhooks::ids;
 use rev23_webhooks::journal::codec::{self, Envelope, Origin};
 use rev23_webhooks::journal::schema;
 
-use support::daemon::{Daemon, DaemonOptions};
-use support::http::{
+use crate::support::daemon::{Daemon, DaemonOptions};
+use crate::support::http::{
     connect, exchange, journal_head, max_projector_lag, readyz, settle, ApiTarget, Sender,
 };
-use support::measure::{
+use crate::support::measure::{
     micros, pct_ms, per_sec, percentile, read_status_kib, CpuMeter, CpuUse, RssSampler,
 };
-use support::payload;
-use support::report::{fmt_kib, fmt_rate, fmt_us, Table, Verdict};
+use crate::support::payload;
+use crate::support::report::{
+    fmt_kib, fmt_rate, fmt_ratio, fmt_us, print_rows, Row, Section, Verdict,
+};
+use crate::support::BenchConfig;
 
-const DEFAULT_SECONDS: u64 = 5;
 const SINGLE_CLIENTS: usize = 64;
 const BATCH_CLIENTS: usize = 12;
 const BATCH_SIZE: usize = 100;
@@ -106,12 +107,9 @@ const BODIES_PER_CLIENT: u64 = 16;
 /// A scenario stops once it has seen more than this many errors and more errors than successes.
 const ERROR_ABORT_MIN: u64 = 100;
 
-fn main() {
-    let seconds = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .filter(|s| (1..=3600).contains(s))
-        .unwrap_or(DEFAULT_SECONDS);
+/// Runs the ingest part; returns its summary rows (after printing its detail lines and table).
+pub fn run(config: &BenchConfig) -> Vec<Row> {
+    let seconds = config.seconds;
     let duration = Duration::from_secs(seconds);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
@@ -173,7 +171,7 @@ fn main() {
     let exit = daemon.stop();
     println!("\ndaemon stopped (exit status {exit:?})");
 
-    print_table(&Summary {
+    summary(&Summary {
         seconds,
         raw_single,
         raw_batch,
@@ -183,7 +181,7 @@ fn main() {
         peak_rss_kib,
         rss_now_kib,
         hwm_kib,
-    });
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -907,7 +905,9 @@ struct Summary {
     hwm_kib: Option<u64>,
 }
 
-fn print_table(s: &Summary) {
+/// The part's summary rows; prints them as the part's own table, with its notes.
+fn summary(s: &Summary) -> Vec<Row> {
+    const PART: &str = "ingest";
     let single_eps = s.single.events_per_sec();
     let batch_eps = s.batch.events_per_sec();
     let raw1 = s.raw_single.events_per_sec();
@@ -924,117 +924,101 @@ fn print_table(s: &Summary) {
         .map(|&us| f64::from(us) / 1000.0);
     let mib = |kib: u64| kib as f64 / 1024.0;
     let ms = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2} ms"));
-    let x = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}x"));
+    let x = |v: Option<f64>| v.map_or("n/a".to_string(), fmt_ratio);
+    let rate = |v: f64| format!("{} /s", fmt_rate(v));
+    let info = |section, name: &str, measured| Row::info(PART, section, name, measured);
 
-    println!("\n===================================== SUMMARY ({} s per scenario) =====================================", s.seconds);
-    let table = Table {
-        name: 44,
-        measured: 16,
-        target: 18,
-    };
-    table.header();
-    println!("{}", "-".repeat(90));
-    table.row(
-        "1 single events/s (64 conns, durable)",
-        fmt_rate(single_eps),
-        ">= 10,000 /s",
-        Some(single_eps),
-        Verdict::AtLeast(TARGET_SINGLE_EPS),
+    let rows = vec![
+        Row::judged(
+            PART,
+            Section::Ingest,
+            "1 single events/s, 64 conns (raw: redb, batch 1)",
+            rate(single_eps),
+            ">= 10,000 /s",
+            Some(single_eps),
+            Verdict::AtLeast(TARGET_SINGLE_EPS),
+        )
+        .with_raw(rate(raw1), single_ratio),
+        Row::judged(
+            PART,
+            Section::Ingest,
+            "2 batched events/s, 100/req, 12 conns (raw: batch 100)",
+            rate(batch_eps),
+            ">= 100,000 /s",
+            Some(batch_eps),
+            Verdict::AtLeast(TARGET_BATCH_EPS),
+        )
+        .with_raw(rate(raw100), batch_ratio),
+        Row::judged(
+            PART,
+            Section::Ingest,
+            "2 HTTP/raw ratio, batch 100",
+            x(batch_ratio),
+            ">= 0.5",
+            batch_ratio,
+            Verdict::AtLeast(TARGET_BATCH_RATIO),
+        )
+        .with_raw(rate(raw100), None),
+        info(
+            Section::Latency,
+            "1 single events: request latency p50",
+            ms(s.single.latency_ms(50.0)),
+        ),
+        info(
+            Section::Latency,
+            "1 single events: request latency p99",
+            ms(s.single.latency_ms(99.0)),
+        ),
+        info(
+            Section::Latency,
+            "2 batches of 100: request latency p50",
+            ms(s.batch.latency_ms(50.0)),
+        ),
+        info(
+            Section::Latency,
+            "2 batches of 100: request latency p99",
+            ms(s.batch.latency_ms(99.0)),
+        ),
+        Row::judged(
+            PART,
+            Section::Latency,
+            "3 ack p99 at 1,000/s open loop",
+            ms(open_p99),
+            "<= 10 ms",
+            open_p99,
+            Verdict::AtMost(TARGET_P99_MS),
+        ),
+        info(Section::Latency, "3 ack p50", ms(open_p50)),
+        info(Section::Latency, "3 ack max", ms(open_max)),
+        Row::judged(
+            PART,
+            Section::Memory,
+            "daemon peak VmRSS (sampled every 50 ms)",
+            fmt_kib(s.peak_rss_kib),
+            "<= 64 MiB",
+            Some(mib(s.peak_rss_kib)),
+            Verdict::AtMost(TARGET_RSS_MIB),
+        ),
+        Row::judged(
+            PART,
+            Section::Memory,
+            "daemon VmHWM at end",
+            s.hwm_kib.map_or("n/a".into(), fmt_kib),
+            "<= 64 MiB",
+            s.hwm_kib.map(mib),
+            Verdict::AtMost(TARGET_RSS_MIB),
+        ),
+        info(
+            Section::Memory,
+            "daemon VmRSS at end (idle)",
+            s.rss_now_kib.map_or("n/a".into(), fmt_kib),
+        ),
+    ];
+    print_rows(
+        &format!("INGEST SUMMARY ({} s per scenario)", s.seconds),
+        &rows,
+        false,
     );
-    table.row(
-        "  request latency p50",
-        ms(s.single.latency_ms(50.0)),
-        "",
-        None,
-        Verdict::Info,
-    );
-    table.row(
-        "  request latency p99",
-        ms(s.single.latency_ms(99.0)),
-        "",
-        None,
-        Verdict::Info,
-    );
-    table.row(
-        "2 batched events/s (100/req, 12 conns)",
-        fmt_rate(batch_eps),
-        ">= 100,000 /s",
-        Some(batch_eps),
-        Verdict::AtLeast(TARGET_BATCH_EPS),
-    );
-    table.row(
-        "  request latency p50",
-        ms(s.batch.latency_ms(50.0)),
-        "",
-        None,
-        Verdict::Info,
-    );
-    table.row(
-        "  request latency p99",
-        ms(s.batch.latency_ms(99.0)),
-        "",
-        None,
-        Verdict::Info,
-    );
-    table.row(
-        "3 ack p99 at 1,000/s open loop",
-        ms(open_p99),
-        "<= 10 ms",
-        open_p99,
-        Verdict::AtMost(TARGET_P99_MS),
-    );
-    table.row("  ack p50", ms(open_p50), "", None, Verdict::Info);
-    table.row("  ack max", ms(open_max), "", None, Verdict::Info);
-    table.row(
-        "raw redb events/s, batch 1",
-        fmt_rate(raw1),
-        "",
-        None,
-        Verdict::Info,
-    );
-    table.row(
-        "raw redb events/s, batch 100",
-        fmt_rate(raw100),
-        "",
-        None,
-        Verdict::Info,
-    );
-    table.row(
-        "HTTP/raw ratio, batch 100",
-        x(batch_ratio),
-        ">= 0.5",
-        batch_ratio,
-        Verdict::AtLeast(TARGET_BATCH_RATIO),
-    );
-    table.row(
-        "HTTP/raw ratio, batch 1 (group commit: >1 ok)",
-        x(single_ratio),
-        "",
-        None,
-        Verdict::Info,
-    );
-    table.row(
-        "daemon peak VmRSS (sampled every 50 ms)",
-        fmt_kib(s.peak_rss_kib),
-        "<= 64 MiB",
-        Some(mib(s.peak_rss_kib)),
-        Verdict::AtMost(TARGET_RSS_MIB),
-    );
-    table.row(
-        "daemon VmHWM at end",
-        s.hwm_kib.map_or("n/a".into(), fmt_kib),
-        "<= 64 MiB",
-        s.hwm_kib.map(mib),
-        Verdict::AtMost(TARGET_RSS_MIB),
-    );
-    table.row(
-        "daemon VmRSS at end (idle)",
-        s.rss_now_kib.map_or("n/a".into(), fmt_kib),
-        "",
-        None,
-        Verdict::Info,
-    );
-    println!("{}", "-".repeat(90));
     let errors = s.single.stats.error_total + s.batch.stats.error_total + s.open.stats.error_total;
     println!(
         "non-2xx / failed requests: {errors}{}",
@@ -1046,6 +1030,8 @@ fn print_table(s: &Summary) {
     );
     println!(
         "note: the batch-1 ratio compares group-committed HTTP ingest with one fsync per event in raw \
-         redb, so it exceeds 1 when group commit works; the batch-100 ratio is the like-for-like one."
+         redb, so it exceeds 1 when group commit works (>1 ok); the batch-100 ratio is the \
+         like-for-like one."
     );
+    rows
 }

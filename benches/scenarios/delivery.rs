@@ -1,4 +1,4 @@
-//! Delivery benchmark for `rev23-webhooks`: how fast the real daemon drains a hook's backlog to a
+//! Delivery part of the `engine` benchmark for `rev23-webhooks`: how fast the real daemon drains a hook's backlog to a
 //! receiver, how it fans one event type out to many hooks, how long an event takes from append to
 //! receipt at a steady offered rate, how that compares with a bare HTTP client against the same
 //! receiver, and how much memory a thousand idle hooks cost.
@@ -6,9 +6,9 @@
 //! Run it (release build; the figures of a debug build mean nothing):
 //!
 //! ```text
-//! cargo bench --bench delivery                     # full size (50,000-event backlogs, ...)
-//! BENCH_SCALE=0.2 cargo bench --bench delivery     # a fifth of every count, for a quick run
-//! BENCH_MAX_LOAD=1.5 cargo bench --bench delivery  # first wait (≤ 5 min) for loadavg < 1.5
+//! cargo bench --bench engine -- delivery                     # full size (50,000-event backlogs, ...)
+//! BENCH_SCALE=0.2 cargo bench --bench engine -- delivery     # a fifth of every count
+//! BENCH_MAX_LOAD=1.5 cargo bench --bench engine -- delivery  # first wait (≤ 5 min) for loadavg < 1.5
 //! ```
 //!
 //! Set-up: the real daemon binary (`serve --config FILE`, `listen = "127.0.0.1:0"`, a temp data
@@ -46,12 +46,11 @@
 //! use are shown per scenario (load generator, receiver and daemon share the cores). The 1-minute
 //! load average is printed before each scenario. Every wait is bounded by time and count: waiting
 //! for deliveries gives up after 120 s (or 30 s without a new receipt) and reports what arrived.
-//! At the end a table prints each figure beside its target with PASS/MISS. The bench never
+//! At the end a table prints each figure beside its target with PASS/MISS ([`run`] returns its
+//! rows for `engine`'s combined table). The bench never
 //! asserts on timings and exits 0 when targets are missed; it panics only when the set-up itself
 //! fails (the daemon does not start, a hook cannot be created). Both daemons get SIGTERM (then
 //! SIGKILL if they hang) at the end. Only 127.0.0.1 is ever connected to.
-
-mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -65,17 +64,22 @@ use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 
-use support::daemon::{Daemon, DaemonOptions};
-use support::http::{connect, create_hooks, exchange, Api, ApiTarget, Sender, MATCH_TIMEOUT};
-use support::measure::{
+use crate::support::daemon::{Daemon, DaemonOptions};
+use crate::support::http::{
+    connect, create_hooks, exchange, Api, ApiTarget, Sender, MATCH_TIMEOUT,
+};
+use crate::support::measure::{
     loadavg, micros, pct_ms, per_sec, percentile, print_load, read_status_kib, self_cpu_secs,
     wait_for_quiet_machine, CpuMeter, CpuUse, LoadAvg, RssSampler,
 };
-use support::payload;
-use support::receiver::{
+use crate::support::payload;
+use crate::support::receiver::{
     wait_for_arrivals, Arrivals, Captured, Receiver, DELIVERY_TIMEOUT, STALL_TIMEOUT,
 };
-use support::report::{fmt_kib, fmt_rate, fmt_us, Table, Verdict};
+use crate::support::report::{
+    fmt_kib, fmt_rate, fmt_ratio, fmt_us, print_rows, Row, Section, Verdict,
+};
+use crate::support::BenchConfig;
 
 /// Full-size counts (multiplied by `BENCH_SCALE`).
 const BACKLOG_EVENTS: f64 = 50_000.0;
@@ -103,8 +107,9 @@ const RAW_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the idle-hooks daemon idles while it is sampled.
 const IDLE_SETTLE: Duration = Duration::from_secs(5);
 
-fn main() {
-    let scale = support::bench_scale();
+/// Runs the delivery part; returns its summary rows (after printing its detail lines and table).
+pub fn run(config: &BenchConfig) -> Vec<Row> {
+    let scale = config.scale;
     let scaled = |full: f64, min: usize| ((full * scale).round() as usize).max(min);
     let backlog = scaled(BACKLOG_EVENTS, 1_000);
     let fanout_events = scaled(FANOUT_EVENTS, 50);
@@ -198,7 +203,7 @@ fn main() {
         r.stop();
     }
 
-    print_table(&Summary {
+    summary(&Summary {
         scale,
         backlog_none,
         backlog_entity,
@@ -209,7 +214,7 @@ fn main() {
         main_peak_kib: main_peak,
         main_hwm_kib: main_hwm,
         loads,
-    });
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -931,7 +936,9 @@ fn complete_rate(d: &Drain) -> Option<f64> {
     d.rate().filter(|_| d.received >= d.expected)
 }
 
-fn print_table(s: &Summary) {
+/// The part's summary rows; prints them as the part's own table, with its notes.
+fn summary(s: &Summary) -> Vec<Row> {
+    const PART: &str = "delivery";
     let rate = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{} /s", fmt_rate(v)));
     let ms = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2} ms"));
     let mib = |kib: u64| kib as f64 / 1024.0;
@@ -941,130 +948,129 @@ fn print_table(s: &Summary) {
     let raw = s.raw.as_ref().map(RawResult::rate);
     let ratio = none.zip(raw).map(|(n, r)| n / r.max(1e-9));
     let l = &s.latency;
+    let info = |section, name: &str, measured| Row::info(PART, section, name, measured);
 
-    println!(
-        "\n=========================== DELIVERY SUMMARY (BENCH_SCALE={}) ===========================",
-        s.scale
-    );
-    let table = Table {
-        name: 48,
-        measured: 22,
-        target: 14,
-    };
-    table.header();
-    println!("{}", "-".repeat(94));
-    table.row(
-        &format!(
-            "1  backlog drain, ordering none ({} events)",
-            s.backlog_none.expected
+    let rows = vec![
+        Row::judged(
+            PART,
+            Section::Delivery,
+            &format!(
+                "1  backlog drain, ordering none ({} events; raw: hyper client)",
+                s.backlog_none.expected
+            ),
+            rate(none),
+            ">= 5,000 /s",
+            none,
+            Verdict::AtLeast(TARGET_BACKLOG_DPS),
+        )
+        .with_raw(rate(raw), ratio),
+        Row::judged(
+            PART,
+            Section::Delivery,
+            &format!(
+                "1b backlog drain, ordering entity ({})",
+                s.backlog_entity.expected
+            ),
+            rate(entity),
+            ">= 5,000 /s",
+            entity,
+            Verdict::AtLeast(TARGET_BACKLOG_DPS),
         ),
-        rate(none),
-        ">= 5,000 /s",
-        none,
-        Verdict::AtLeast(TARGET_BACKLOG_DPS),
-    );
-    table.row(
-        &format!(
-            "1b backlog drain, ordering entity ({})",
-            s.backlog_entity.expected
+        Row::judged(
+            PART,
+            Section::Delivery,
+            &format!(
+                "2  fan-out, {FANOUT_HOOKS} hooks ({} deliveries)",
+                s.fanout.expected
+            ),
+            rate(fanout),
+            ">= 10,000 /s",
+            fanout,
+            Verdict::AtLeast(TARGET_FANOUT_DPS),
         ),
-        rate(entity),
-        ">= 5,000 /s",
-        entity,
-        Verdict::AtLeast(TARGET_BACKLOG_DPS),
-    );
-    table.row(
-        &format!(
-            "2  fan-out, {FANOUT_HOOKS} hooks ({} deliveries)",
-            s.fanout.expected
+        Row::judged(
+            PART,
+            Section::Delivery,
+            "4  engine (1, none) / raw hyper client, 16 in flight",
+            ratio.map_or("n/a".into(), fmt_ratio),
+            ">= 0.5",
+            ratio,
+            Verdict::AtLeast(TARGET_RAW_RATIO),
+        )
+        .with_raw(rate(raw), None),
+        Row::judged(
+            PART,
+            Section::Latency,
+            &format!(
+                "3  append→receipt p50 at {LATENCY_RATE}/s ({} events)",
+                l.received
+            ),
+            ms(pct_ms(&l.from_due, 50.0)),
+            "<= 5 ms",
+            pct_ms(&l.from_due, 50.0),
+            Verdict::AtMost(TARGET_P50_MS),
         ),
-        rate(fanout),
-        ">= 10,000 /s",
-        fanout,
-        Verdict::AtLeast(TARGET_FANOUT_DPS),
-    );
-    table.row(
-        &format!(
-            "3  append→receipt p50 at {LATENCY_RATE}/s ({} events)",
-            l.received
+        Row::judged(
+            PART,
+            Section::Latency,
+            "3  append→receipt p99",
+            ms(pct_ms(&l.from_due, 99.0)),
+            "<= 25 ms",
+            pct_ms(&l.from_due, 99.0),
+            Verdict::AtMost(TARGET_P99_MS),
         ),
-        ms(pct_ms(&l.from_due, 50.0)),
-        "<= 5 ms",
-        pct_ms(&l.from_due, 50.0),
-        Verdict::AtMost(TARGET_P50_MS),
-    );
-    table.row(
-        "3  append→receipt p99",
-        ms(pct_ms(&l.from_due, 99.0)),
-        "<= 25 ms",
-        pct_ms(&l.from_due, 99.0),
-        Verdict::AtMost(TARGET_P99_MS),
-    );
-    table.row(
-        "3  append→receipt max",
-        ms(l.from_due.last().map(|&us| f64::from(us) / 1000.0)),
-        "",
-        None,
-        Verdict::Info,
-    );
-    table.row(
-        "3    of which ingest ack p50 / p99",
-        format!(
-            "{} / {}",
-            ms(pct_ms(&l.ack, 50.0)),
-            ms(pct_ms(&l.ack, 99.0))
+        info(
+            Section::Latency,
+            "3  append→receipt max",
+            ms(l.from_due.last().map(|&us| f64::from(us) / 1000.0)),
         ),
-        "",
-        None,
-        Verdict::Info,
-    );
-    table.row(
-        "4  raw hyper client, 16 in flight",
-        rate(raw),
-        "",
-        None,
-        Verdict::Info,
-    );
-    table.row(
-        "4  engine (1, none) / raw",
-        ratio.map_or("n/a".into(), |r| format!("{r:.2}x")),
-        ">= 0.5",
-        ratio,
-        Verdict::AtLeast(TARGET_RAW_RATIO),
-    );
-    table.row(
-        &format!("5  VmHWM, fresh daemon with {} idle hooks", s.idle.hooks),
-        s.idle.hwm_kib.map_or("n/a".into(), fmt_kib),
-        "<= 100 MiB",
-        s.idle.hwm_kib.map(mib),
-        Verdict::AtMost(TARGET_IDLE_RSS_MIB),
-    );
-    table.row(
-        "5  peak sampled VmRSS while idle",
-        fmt_kib(s.idle.peak_idle_kib),
-        "<= 100 MiB",
-        Some(mib(s.idle.peak_idle_kib)),
-        Verdict::AtMost(TARGET_IDLE_RSS_MIB),
-    );
-    table.row(
-        "5  idle daemon CPU",
-        format!("{:.3} cores", s.idle.idle_cpu.daemon_cores),
-        "",
-        None,
-        Verdict::Info,
-    );
-    table.row(
-        "main daemon peak VmRSS / VmHWM (scenarios 1-3)",
-        format!(
-            "{} / {}",
-            fmt_kib(s.main_peak_kib),
-            s.main_hwm_kib.map_or("n/a".into(), fmt_kib)
+        info(
+            Section::Latency,
+            "3    of which ingest ack p50 / p99",
+            format!(
+                "{} / {}",
+                ms(pct_ms(&l.ack, 50.0)),
+                ms(pct_ms(&l.ack, 99.0))
+            ),
         ),
-        "",
-        None,
-        Verdict::Info,
+        Row::judged(
+            PART,
+            Section::Memory,
+            &format!("5  VmHWM, fresh daemon with {} idle hooks", s.idle.hooks),
+            s.idle.hwm_kib.map_or("n/a".into(), fmt_kib),
+            "<= 100 MiB",
+            s.idle.hwm_kib.map(mib),
+            Verdict::AtMost(TARGET_IDLE_RSS_MIB),
+        ),
+        Row::judged(
+            PART,
+            Section::Memory,
+            "5  peak sampled VmRSS while idle",
+            fmt_kib(s.idle.peak_idle_kib),
+            "<= 100 MiB",
+            Some(mib(s.idle.peak_idle_kib)),
+            Verdict::AtMost(TARGET_IDLE_RSS_MIB),
+        ),
+        info(
+            Section::Memory,
+            "5  idle daemon CPU",
+            format!("{:.3} cores", s.idle.idle_cpu.daemon_cores),
+        ),
+        info(
+            Section::Memory,
+            "main daemon peak VmRSS / VmHWM (scenarios 1-3)",
+            format!(
+                "{} / {}",
+                fmt_kib(s.main_peak_kib),
+                s.main_hwm_kib.map_or("n/a".into(), fmt_kib)
+            ),
+        ),
+    ];
+    print_rows(
+        &format!("DELIVERY SUMMARY (BENCH_SCALE={})", s.scale),
+        &rows,
+        false,
     );
-    println!("{}", "-".repeat(94));
     let loads: Vec<String> = s
         .loads
         .iter()
@@ -1092,4 +1098,5 @@ fn print_table(s: &Summary) {
             if l.received < l.acked { " 3" } else { "" }
         );
     }
+    rows
 }
