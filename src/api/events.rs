@@ -232,6 +232,15 @@ fn validate_one(
             "{context}: data nests objects and arrays deeper than {MAX_DATA_DEPTH} levels"
         )));
     }
+    // The checks above skip over string contents; a `\u` escape may be a lone surrogate
+    // (`"\ud800"`), which no serde_json reader of the journal would accept: parse to be sure.
+    if contains(incoming.data.get().as_bytes(), b"\\u")
+        && serde_json::from_str::<serde_json::Value>(incoming.data.get()).is_err()
+    {
+        return Err(ApiError::validation(format!(
+            "{context}: data holds an invalid \\u escape (a lone UTF-16 surrogate)"
+        )));
+    }
     let entity_id = match head.id {
         Some(serde_json::Value::String(s)) => s,
         Some(serde_json::Value::Number(n)) => n.to_string(),
@@ -428,6 +437,15 @@ mod tests {
         assert!(parse(&nested(500)).is_err());
         let in_string = r#"{"type":"customer.created","data":{"id":"c1","x":"[[[[\"{{{{"}}"#;
         assert!(!nests_deeper_than(in_string, 2));
+    }
+
+    #[test]
+    fn lone_surrogates_are_refused() {
+        // Found by fuzzing: accepted outside data.id, then unreadable by serde_json.
+        let body = r#"{"type":"customer.created","data":{"id":"c1","note":"\ud800"}}"#;
+        assert!(parse(body).is_err());
+        let pair = r#"{"type":"customer.created","data":{"id":"c1","note":"\ud83d\udc09"}}"#;
+        assert!(parse(pair).is_ok());
     }
 
     #[test]
