@@ -21,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod domain;
+pub mod fuzzing;
 pub mod ids;
 pub mod journal;
 pub mod loops;
