@@ -30,10 +30,17 @@ pub fn format_ms(unix_ms: i64) -> String {
     }
 }
 
-/// Parses an RFC 3339 time (any offset) into unix milliseconds.
+/// 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z: what [`format_ms`] can render.
+const MIN_RFC3339_MS: i64 = -62_167_219_200_000;
+const MAX_RFC3339_MS: i64 = 253_402_300_799_999;
+
+/// Parses an RFC 3339 time (any offset) into unix milliseconds; `None` also when the instant
+/// falls outside years 0000..=9999 in UTC (`9999-12-31T23:59:59-01:00`), which cannot be shown.
 pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     let t = OffsetDateTime::parse(text, &Rfc3339).ok()?;
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+        .ok()
+        .filter(|ms| (MIN_RFC3339_MS..=MAX_RFC3339_MS).contains(ms))
 }
 
 #[cfg(test)]
@@ -52,5 +59,16 @@ mod tests {
         assert_eq!(format_ms(ms), "2026-12-04T09:20:51.123Z");
         assert_eq!(parse_rfc3339_ms("2026-12-04"), None);
         assert_eq!(parse_rfc3339_ms("yesterday"), None);
+    }
+
+    #[test]
+    fn parses_only_what_formats() {
+        // Found by fuzzing: the offset moved these outside 0000..=9999 UTC, and the first was
+        // shown as 1970-01-01T00:00:00.000Z, the second as year -001.
+        assert_eq!(parse_rfc3339_ms("9999-12-31T23:59:59.999-23:59"), None);
+        assert_eq!(parse_rfc3339_ms("0000-01-01T00:00:00+23:59"), None);
+        for text in ["0000-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z"] {
+            assert_eq!(format_ms(parse_rfc3339_ms(text).unwrap()), text);
+        }
     }
 }

@@ -24,6 +24,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod domain;
+pub mod fuzzing;
 pub mod ids;
 pub mod ifttt;
 pub mod journal;

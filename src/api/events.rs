@@ -26,6 +26,9 @@ use crate::journal::{reader, Envelope, NewEvent, Origin};
 
 /// Longest `data.id` / `assigned_user_id` accepted.
 const MAX_ENTITY_ID_BYTES: usize = 256;
+/// Deepest nesting of objects and arrays accepted in `data`: serde_json (the customers projector,
+/// medical redaction, receivers parsing a delivery body that wraps `data`) refuses beyond 127.
+const MAX_DATA_DEPTH: usize = 64;
 /// Journal entries one list request scans at most (filters can make matches sparse).
 const MAX_SCAN_ENTRIES: usize = 100_000;
 
@@ -224,6 +227,20 @@ fn validate_one(
         return Err(not_object());
     }
     let head: DataHead = serde_json::from_str(incoming.data.get()).map_err(|_| not_object())?;
+    if nests_deeper_than(incoming.data.get(), MAX_DATA_DEPTH) {
+        return Err(ApiError::validation(format!(
+            "{context}: data nests objects and arrays deeper than {MAX_DATA_DEPTH} levels"
+        )));
+    }
+    // The checks above skip over string contents; a `\u` escape may be a lone surrogate
+    // (`"\ud800"`), which no serde_json reader of the journal would accept: parse to be sure.
+    if contains(incoming.data.get().as_bytes(), b"\\u")
+        && serde_json::from_str::<serde_json::Value>(incoming.data.get()).is_err()
+    {
+        return Err(ApiError::validation(format!(
+            "{context}: data holds an invalid \\u escape (a lone UTF-16 surrogate)"
+        )));
+    }
     let entity_id = match head.id {
         Some(serde_json::Value::String(s)) => s,
         Some(serde_json::Value::Number(n)) => n.to_string(),
@@ -264,8 +281,9 @@ fn validate_one(
     }
     let mut payload = incoming.data.get().as_bytes().to_vec();
     let mut blobs = Vec::new();
+    // A `\u` escape can spell the field name too (`pdf\u005fbase64`): then parse to be sure.
     if event_type.name == files::RELEASE_FORM_TYPE
-        && contains(&payload, files::BASE64_FIELD.as_bytes())
+        && (contains(&payload, files::BASE64_FIELD.as_bytes()) || contains(&payload, b"\\u"))
     {
         if let Some((replaced, blob)) =
             files::extract(&payload).map_err(|e| ApiError::validation(format!("{context}: {e}")))?
@@ -284,6 +302,34 @@ fn validate_one(
         payload,
         blobs,
     })
+}
+
+/// Whether valid JSON `json` nests objects and arrays more than `max` deep.
+fn nests_deeper_than(json: &str, max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for b in json.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -366,5 +412,50 @@ pub async fn get(
             ))
         }
         _ => Err(ApiError::not_found(format!("no event with id {id:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<Vec<NewEvent>, ApiError> {
+        parse_batch(body.as_bytes(), 1000, &Origin::default())
+    }
+
+    #[test]
+    fn data_nesting_is_bounded() {
+        // Found by fuzzing: deeper data was accepted, then no serde_json reader could parse it
+        // (customers projector, medical redaction, receivers of the wrapping delivery body).
+        let nested = |n: usize| {
+            format!(
+                r#"{{"type":"customer.created","data":{{"id":"c1","x":{}{}}}}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        assert!(parse(&nested(MAX_DATA_DEPTH - 1)).is_ok());
+        assert!(parse(&nested(MAX_DATA_DEPTH)).is_err());
+        assert!(parse(&nested(500)).is_err());
+        let in_string = r#"{"type":"customer.created","data":{"id":"c1","x":"[[[[\"{{{{"}}"#;
+        assert!(!nests_deeper_than(in_string, 2));
+    }
+
+    #[test]
+    fn lone_surrogates_are_refused() {
+        // Found by fuzzing: accepted outside data.id, then unreadable by serde_json.
+        let body = r#"{"type":"customer.created","data":{"id":"c1","note":"\ud800"}}"#;
+        assert!(parse(body).is_err());
+        let pair = r#"{"type":"customer.created","data":{"id":"c1","note":"\ud83d\udc09"}}"#;
+        assert!(parse(pair).is_ok());
+    }
+
+    #[test]
+    fn escaped_pdf_field_is_extracted() {
+        // Found by fuzzing: `pdf\u005fbase64` skipped extraction and left the PDF in the journal.
+        let body = r#"{"type":"release_form.generated","data":{"id":"rf1","pdf\u005fbase64":"JVBERi0xLjQK"}}"#;
+        let events = parse(body).unwrap();
+        assert_eq!(events[0].blobs.len(), 1);
+        assert!(!String::from_utf8_lossy(&events[0].payload).contains("JVBERi0xLjQK"));
     }
 }

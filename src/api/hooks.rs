@@ -90,7 +90,12 @@ pub fn view(state: &AppState, hook: &HookRecord) -> Value {
 
 /// Validates a target URL: absolute http(s) with a host, within the length limit.
 fn validate_target(state: &AppState, url: &str) -> Result<String, ApiError> {
-    let max = state.config.limits.max_target_url_bytes;
+    validate_target_url(url, state.config.limits.max_target_url_bytes)
+}
+
+/// [`validate_target`] without the state: the normalized URL, or why it is refused (pure, so
+/// it can be fuzzed; `max` is `limits.max_target_url_bytes`).
+pub fn validate_target_url(url: &str, max: usize) -> Result<String, ApiError> {
     if url.len() > max {
         return Err(ApiError::validation(format!(
             "target_url is longer than {max} bytes"
