@@ -163,16 +163,12 @@ async fn tell_expired(state: &Arc<AppState>, hook_id: &str) -> Result<bool, Jour
         reason: Some(RETENTION_EXPIRED.to_string()),
         at_ms: clock::now_ms(),
     };
-    let event = NewEvent {
-        id: crate::ids::new_id(crate::ids::EVENT_PREFIX),
-        kind: internal::HOOK_STATE_CHANGED.to_string(),
-        timestamp_ms: change.at_ms,
-        origin: Origin::default(),
-        assigned_user_id: None,
-        entity_id: Some(hook.id.clone()),
-        payload: serde_json::to_vec(&change).expect("state changes serialise"),
-        blobs: Vec::new(),
-    };
+    let event = NewEvent::internal(
+        internal::HOOK_STATE_CHANGED,
+        &hook.id,
+        &change,
+        Origin::default(),
+    );
     let outcome = state.writer.append(vec![event]).await?;
     let offset = outcome.last().map(|o| o.offset).unwrap_or(0);
     state

@@ -3,8 +3,6 @@
 
 use super::error::ApiError;
 use super::{AppState, READ_YOUR_WRITES_TIMEOUT};
-use crate::clock;
-use crate::ids;
 use crate::journal::{NewEvent, Origin};
 use crate::projectors::registry::Principal;
 
@@ -26,16 +24,7 @@ pub fn internal_event<T: serde::Serialize>(
     record: &T,
     origin: Origin,
 ) -> NewEvent {
-    NewEvent {
-        id: ids::new_id(ids::EVENT_PREFIX),
-        kind: kind.to_string(),
-        timestamp_ms: clock::now_ms(),
-        origin,
-        assigned_user_id: None,
-        entity_id: Some(entity_id.to_string()),
-        payload: serde_json::to_vec(record).expect("registry records serialise"),
-        blobs: Vec::new(),
-    }
+    NewEvent::internal(kind, entity_id, record, origin)
 }
 
 /// Appends registry events durably and waits for the projection to apply them.

@@ -71,6 +71,28 @@ pub struct NewEvent {
     pub blobs: Vec<Blob>,
 }
 
+impl NewEvent {
+    /// An internal event (users, keys, hooks, replays, policy, loops...) about `entity_id`, with
+    /// `record` as its JSON payload and a fresh event id, stamped now.
+    pub fn internal<T: serde::Serialize>(
+        kind: &str,
+        entity_id: &str,
+        record: &T,
+        origin: Origin,
+    ) -> NewEvent {
+        NewEvent {
+            id: crate::ids::new_id(crate::ids::EVENT_PREFIX),
+            kind: kind.to_string(),
+            timestamp_ms: crate::clock::now_ms(),
+            origin,
+            assigned_user_id: None,
+            entity_id: Some(entity_id.to_string()),
+            payload: serde_json::to_vec(record).expect("internal records serialise"),
+            blobs: Vec::new(),
+        }
+    }
+}
+
 /// A content-addressed file (a release-form PDF).
 #[derive(Clone, Debug)]
 pub struct Blob {

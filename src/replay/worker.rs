@@ -82,16 +82,12 @@ pub async fn run(parts: ReplayParts, mut shutdown: Shutdown) {
                 scanned_through: scanned.scanned_through.max(row.scanned_through),
                 at_ms: clock::now_ms(),
             };
-            let event = NewEvent {
-                id: crate::ids::new_id(crate::ids::EVENT_PREFIX),
-                kind: internal::REPLAY_BATCH.to_string(),
-                timestamp_ms: batch.at_ms,
-                origin: Origin::default(),
-                assigned_user_id: None,
-                entity_id: Some(row.hook_id.clone()),
-                payload: serde_json::to_vec(&batch).expect("batches serialise"),
-                blobs: Vec::new(),
-            };
+            let event = NewEvent::internal(
+                internal::REPLAY_BATCH,
+                &row.hook_id,
+                &batch,
+                Origin::default(),
+            );
             match parts.writer.append(vec![event]).await {
                 Ok(outcome) => {
                     let offset = outcome.last().map(|o| o.offset).unwrap_or(0);

@@ -303,16 +303,12 @@ async fn change_state(ctx: &LaneCtx, state: HookState, reason: String) {
         reason: Some(reason),
         at_ms: clock::now_ms(),
     };
-    let event = NewEvent {
-        id: crate::ids::new_id(crate::ids::EVENT_PREFIX),
-        kind: internal::HOOK_STATE_CHANGED.to_string(),
-        timestamp_ms: change.at_ms,
-        origin: Origin::default(),
-        assigned_user_id: None,
-        entity_id: Some(ctx.hook_id.clone()),
-        payload: serde_json::to_vec(&change).expect("state change serialises"),
-        blobs: Vec::new(),
-    };
+    let event = NewEvent::internal(
+        internal::HOOK_STATE_CHANGED,
+        &ctx.hook_id,
+        &change,
+        Origin::default(),
+    );
     for attempt in 0..50u32 {
         match ctx.writer.append(vec![event.clone()]).await {
             Ok(_) => return,
