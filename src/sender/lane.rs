@@ -84,7 +84,14 @@ pub async fn run(ctx: Arc<LaneCtx>) {
         if loaded_to < head && window.len() < WINDOW {
             match load(&ctx, loaded_to + 1, WINDOW - window.len()).await {
                 Ok(slots) => {
-                    for (seq, slot) in slots {
+                    for (seq, mut slot) in slots {
+                        // Deliveries already final before a restart pass without being sent
+                        // again (decided once, here: a loaded slot's prior record is fixed).
+                        if slot.state == SlotState::Waiting
+                            && slot.prior.as_ref().is_some_and(|p| p.status.is_final())
+                        {
+                            slot.state = SlotState::Done;
+                        }
                         loaded_to = seq;
                         window.insert(seq, slot);
                     }
@@ -94,14 +101,6 @@ pub async fn run(ctx: Arc<LaneCtx>) {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
-            }
-        }
-        // Deliveries already final before a restart pass without being sent again.
-        for slot in window.values_mut() {
-            if slot.state == SlotState::Waiting
-                && slot.prior.as_ref().is_some_and(|p| p.status.is_final())
-            {
-                slot.state = SlotState::Done;
             }
         }
         if advance_cursor(&ctx, &mut window, &mut cursor).await {
