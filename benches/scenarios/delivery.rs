@@ -65,13 +65,12 @@ use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 
 use crate::support::daemon::{Daemon, DaemonOptions};
-use crate::support::http::{
-    connect, create_hooks, exchange, Api, ApiTarget, Sender, MATCH_TIMEOUT,
-};
+use crate::support::http::{connect, create_hooks, exchange, Api, ApiTarget, MATCH_TIMEOUT};
 use crate::support::measure::{
     loadavg, micros, pct_ms, per_sec, percentile, print_load, read_status_kib, self_cpu_secs,
     wait_for_quiet_machine, CpuMeter, CpuUse, LoadAvg, RssSampler,
 };
+use crate::support::paced::{post_paced, Pace};
 use crate::support::payload;
 use crate::support::receiver::{
     wait_for_arrivals, Arrivals, Captured, Receiver, DELIVERY_TIMEOUT, STALL_TIMEOUT,
@@ -487,13 +486,6 @@ async fn fanout_scenario(b: &Bench, events: usize) -> Drain {
 // ---------------------------------------------------------------------------------------------
 // Scenario 3: latency
 
-struct Sent {
-    k: u64,
-    due: Instant,
-    sent: Instant,
-    acked: Option<Instant>,
-}
-
 struct LatencyResult {
     offered: u64,
     acked: usize,
@@ -560,15 +552,6 @@ fn latency_body(k: u64) -> Bytes {
     ))
 }
 
-async fn post_event(
-    sender: &mut Sender,
-    target: &ApiTarget,
-    body: Bytes,
-) -> Result<(StatusCode, Bytes), String> {
-    let request = target.request(Method::POST, "/v1/events", Some(body))?;
-    exchange(sender, request, REQUEST_TIMEOUT).await
-}
-
 async fn latency_scenario(b: &Bench, seconds: f64) -> LatencyResult {
     let mut api = Api::new(&b.api);
     let hook = api
@@ -602,70 +585,13 @@ async fn latency_scenario(b: &Bench, seconds: f64) -> LatencyResult {
     let cpu = CpuMeter::start(b.pid);
     let begin = Instant::now() + Duration::from_millis(20);
     let give_up = begin + Duration::from_secs_f64(seconds) + Duration::from_secs(15);
-    let mut schedules = Vec::new();
-    let tasks: Vec<_> = senders
-        .into_iter()
-        .map(|mut sender| {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
-            schedules.push(tx);
-            let target = b.api.clone();
-            tokio::spawn(async move {
-                let mut out = Vec::new();
-                let mut errors = 0u64;
-                while let Some((k, due)) = rx.recv().await {
-                    if Instant::now() > give_up {
-                        continue;
-                    }
-                    let sent = Instant::now();
-                    let outcome = post_event(&mut sender, &target, latency_body(k)).await;
-                    let done = Instant::now();
-                    let ok = matches!(&outcome, Ok((s, _)) if *s == StatusCode::CREATED);
-                    if !ok {
-                        errors += 1;
-                        if outcome.is_err() {
-                            match connect(target.addr).await {
-                                Ok(s) => sender = s,
-                                Err(_) => continue,
-                            }
-                        }
-                    }
-                    out.push(Sent {
-                        k,
-                        due,
-                        sent,
-                        acked: ok.then_some(done),
-                    });
-                }
-                (out, errors)
-            })
-        })
-        .collect();
-    // The pacer: a plain thread with nanosleep precision. Event k is due at `begin + k *
-    // interval` and goes to connection k mod n; a busy connection sends it late, and that counts.
-    let pacer = tokio::task::spawn_blocking(move || {
-        for k in 0..total {
-            let due = begin + interval * u32::try_from(k).unwrap_or(u32::MAX);
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            if schedules[(k as usize) % schedules.len()]
-                .send((k, due))
-                .is_err()
-            {
-                break;
-            }
-        }
-    });
-    let _ = pacer.await;
-    let mut sent = Vec::new();
-    let mut ack_errors = 0;
-    for t in tasks {
-        if let Ok((s, e)) = t.await {
-            sent.extend(s);
-            ack_errors += e;
-        }
-    }
+    let pace = Pace {
+        total,
+        interval,
+        begin,
+        give_up,
+    };
+    let (sent, ack_errors) = post_paced(senders, &b.api, pace, latency_body, REQUEST_TIMEOUT).await;
     let acked = sent.iter().filter(|s| s.acked.is_some()).count();
     let arrivals = wait_for_arrivals(&b.receiver, from, &hooks, acked).await;
     let elapsed = begin.elapsed();

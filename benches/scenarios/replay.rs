@@ -61,11 +61,12 @@ use rev23_webhooks::journal::{reader, schema};
 use serde_json::{json, Value};
 
 use crate::support::daemon::{Daemon, DaemonOptions};
-use crate::support::http::{connect, exchange, settle, Api, ApiTarget, Sender};
+use crate::support::http::{connect, settle, Api, ApiTarget};
 use crate::support::measure::{
     micros, pct_ms, per_sec, percentile, print_load, read_status_kib, wait_for_quiet_machine,
     CpuMeter, CpuUse, RssSampler,
 };
+use crate::support::paced::{post_paced, Pace};
 use crate::support::payload::{data_json, INGEST_BATCH};
 use crate::support::receiver::{wait_for_arrivals, Receipt, Receiver};
 use crate::support::report::{fmt_kib, fmt_rate, fmt_us, print_rows, Row, Section, Verdict};
@@ -417,13 +418,6 @@ async fn dry_runs(api: &mut Api, hook: &str, pid: u32) -> DryRuns {
 // ---------------------------------------------------------------------------------------------
 // (b) Live latency during a replay
 
-struct Sent {
-    k: u64,
-    due: Instant,
-    sent: Instant,
-    acked: bool,
-}
-
 struct LiveResult {
     /// Matches the replay request announced, how long that request took, and when it was sent
     /// and the first replayed delivery arrived, from the start of the live window.
@@ -518,15 +512,6 @@ fn live_body(k: u64) -> Bytes {
     ))
 }
 
-async fn post_live(
-    sender: &mut Sender,
-    target: &ApiTarget,
-    body: Bytes,
-) -> Result<(StatusCode, Bytes), String> {
-    let request = target.request(Method::POST, "/v1/events", Some(body))?;
-    exchange(sender, request, REQUEST_TIMEOUT).await
-}
-
 async fn live_during_replay(
     target: &ApiTarget,
     receiver: &Receiver,
@@ -586,69 +571,13 @@ async fn live_during_replay(
             (start, Instant::now(), answer)
         })
     };
-    let mut schedules = Vec::new();
-    let tasks: Vec<_> = senders
-        .into_iter()
-        .map(|mut sender| {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
-            schedules.push(tx);
-            let target = target.clone();
-            tokio::spawn(async move {
-                let mut out = Vec::new();
-                let mut errors = 0u64;
-                while let Some((k, due)) = rx.recv().await {
-                    if Instant::now() > give_up {
-                        continue;
-                    }
-                    let sent = Instant::now();
-                    let outcome = post_live(&mut sender, &target, live_body(k)).await;
-                    let ok = matches!(&outcome, Ok((s, _)) if *s == StatusCode::CREATED);
-                    if !ok {
-                        errors += 1;
-                        if outcome.is_err() {
-                            match connect(target.addr).await {
-                                Ok(s) => sender = s,
-                                Err(_) => continue,
-                            }
-                        }
-                    }
-                    out.push(Sent {
-                        k,
-                        due,
-                        sent,
-                        acked: ok,
-                    });
-                }
-                (out, errors)
-            })
-        })
-        .collect();
-    // The pacer: a plain thread with nanosleep precision; event k is due at begin + k × interval
-    // and goes to connection k mod n.
-    let pacer = tokio::task::spawn_blocking(move || {
-        for k in 0..total {
-            let due = begin + interval * u32::try_from(k).unwrap_or(u32::MAX);
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            if schedules[(k as usize) % schedules.len()]
-                .send((k, due))
-                .is_err()
-            {
-                break;
-            }
-        }
-    });
-    let _ = pacer.await;
-    let mut sent = Vec::new();
-    let mut ingest_errors = 0;
-    for t in tasks {
-        if let Ok((s, e)) = t.await {
-            sent.extend(s);
-            ingest_errors += e;
-        }
-    }
+    let pace = Pace {
+        total,
+        interval,
+        begin,
+        give_up,
+    };
+    let (sent, ingest_errors) = post_paced(senders, target, pace, live_body, REQUEST_TIMEOUT).await;
     let window_end = Instant::now();
     let (request_start, accepted, answer) = replay_request.await.expect("replay request task");
     let (replay_id, replay_matched) = match answer {
@@ -687,7 +616,7 @@ async fn live_during_replay(
         None => "no replay".into(),
     };
 
-    let acked = sent.iter().filter(|s| s.acked).count();
+    let acked = sent.iter().filter(|s| s.acked.is_some()).count();
     let live = wait_for_arrivals(receiver, from, &live_hooks, acked).await;
     let receipt_of: HashMap<u64, Instant> = live
         .receipts
@@ -698,7 +627,7 @@ async fn live_during_replay(
         })
         .collect();
     let (mut from_send, mut from_due) = (Vec::new(), Vec::new());
-    for s in sent.iter().filter(|s| s.acked) {
+    for s in sent.iter().filter(|s| s.acked.is_some()) {
         if let Some(&at) = receipt_of.get(&s.k) {
             from_send.push(micros(at.saturating_duration_since(s.sent)));
             from_due.push(micros(at.saturating_duration_since(s.due)));

@@ -7,12 +7,14 @@
 //! - [`measure`]: `/proc` sampling (VmRSS, CPU), load average, percentiles and rates.
 //! - [`report`]: number formatting, summary rows and tables (each figure beside its target).
 //! - [`payload`]: realistic event bodies.
+//! - [`paced`]: open-loop paced posting at a fixed offered rate.
 
 #![allow(dead_code)]
 
 pub mod daemon;
 pub mod http;
 pub mod measure;
+pub mod paced;
 pub mod payload;
 pub mod receiver;
 pub mod report;
