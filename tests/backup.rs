@@ -7,12 +7,11 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::receiver::{Answer, Receiver};
 use common::Daemon;
@@ -30,43 +29,13 @@ fn config() -> &'static str {
 
 /// Runs the binary with `args`, bounded; returns (success, stdout, stderr).
 fn run_cli(args: &[&str]) -> (bool, String, String) {
-    let mut child = Command::new(common::BIN)
-        .args(args)
-        .env_remove("REV23_API_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the CLI");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{args:?} did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (
-        status.success(),
-        out_t.join().unwrap(),
-        err_t.join().unwrap(),
+    common::run_bounded(
+        Command::new(common::BIN)
+            .args(args)
+            .env_remove("REV23_API_KEY"),
+        Duration::from_secs(120),
     )
+    .expect("spawn the CLI")
 }
 
 /// Every public event, oldest first, paged through `GET /v1/events` (bounded pages).

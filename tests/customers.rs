@@ -11,8 +11,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -289,16 +287,6 @@ fn parallel_retries_of_one_idempotency_key_create_one_customer() {
     assert_eq!(customer_events(&d).len(), 1);
 }
 
-fn rebuild_projections(data_dir: &Path) {
-    let out = Command::new(common::BIN)
-        .arg("rebuild-projections")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .output()
-        .expect("run rebuild-projections");
-    assert!(out.status.success(), "{out:?}");
-}
-
 #[test]
 fn ingested_customer_events_are_projected_and_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
@@ -327,7 +315,7 @@ fn ingested_customer_events_are_projected_and_rebuilt() {
     assert_eq!(r.json["data"][0]["id"], "rev23-cus-9");
 
     assert_eq!(d.stop(), Some(0));
-    rebuild_projections(&d.data_dir);
+    common::rebuild_projections(&d.data_dir);
     let d = common::start_in(dir.path(), "");
     let rebuilt = common::wait_until(WAIT, || {
         let r = d.owner("GET", "/v1/customers/rev23-cus-9", None);

@@ -23,9 +23,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -1018,48 +1017,9 @@ fn hooks_api_create_validate_scope_list_patch_delete() {
 const VERIFIER: &str = "tests/conformance/verify_deliveries.py";
 const CAPTURE_PREFIX: &str = "rev23-delivery-";
 
-/// Runs a command with a time bound; returns (success, stdout, stderr). None if it cannot start.
-fn run_bounded(cmd: &mut Command, timeout: Duration) -> Option<(bool, String, String)> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .ok()?;
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Some((
-        status.success(),
-        out_t.join().unwrap_or_default(),
-        err_t.join().unwrap_or_default(),
-    ))
-}
-
 fn python_verifier_available() -> bool {
     matches!(
-        run_bounded(
+        common::run_bounded(
             Command::new("python3").args(["-c", "import standardwebhooks, cryptography"]),
             Duration::from_secs(30),
         ),
@@ -1068,7 +1028,7 @@ fn python_verifier_available() -> bool {
 }
 
 fn run_verifier(dir: &Path) -> (bool, String, String) {
-    run_bounded(
+    common::run_bounded(
         Command::new("python3")
             .arg(VERIFIER)
             .arg(dir)

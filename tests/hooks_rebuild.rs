@@ -97,16 +97,7 @@ fn wiping_the_hooks_projection_rebuilds_it_exactly() {
         before.contains(&hook_ids[0])
             && before.lines().filter(|l| l.starts_with("entry ")).count() == 50
     );
-    let out = std::process::Command::new(common::BIN)
-        .args(["rebuild-projections", "--data-dir"])
-        .arg(&d.data_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::rebuild_projections(&d.data_dir);
     assert_eq!(dump(&d.data_dir), "", "the wipe removed the projection");
 
     let mut d = common::start_in(dir.path(), "");

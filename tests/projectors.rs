@@ -17,7 +17,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -91,23 +90,6 @@ fn dump(data_dir: &Path) -> String {
 fn registry_checkpoint(data_dir: &Path) -> u64 {
     let db = schema::open(data_dir, 16 << 20).expect("open the journal");
     reader::checkpoint(&db, registry::NAME).expect("registry checkpoint")
-}
-
-/// Runs `rev23-webhooks rebuild-projections --data-dir <data_dir>`.
-fn rebuild_projections(data_dir: &Path) {
-    let out = Command::new(common::BIN)
-        .arg("rebuild-projections")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .output()
-        .expect("run rebuild-projections");
-    assert!(
-        out.status.success(),
-        "rebuild-projections failed ({:?}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn create_user(d: &common::Daemon, body: Value) -> String {
@@ -257,7 +239,7 @@ fn rebuild_from_the_journal_restores_the_same_registry() {
         "checkpoint at the head after a clean stop"
     );
 
-    rebuild_projections(&d.data_dir);
+    common::rebuild_projections(&d.data_dir);
     assert_eq!(
         dump(&d.data_dir),
         "",
@@ -379,7 +361,7 @@ fn restart_resumes_from_the_checkpoint_and_a_wipe_rebuilds_all() {
     assert_eq!(d.stop(), Some(0));
 
     // Wiped: the next start re-applies the whole journal.
-    rebuild_projections(&d.data_dir);
+    common::rebuild_projections(&d.data_dir);
     let mut d = common::start_in(dir.path(), "");
     let ready = wait_caught_up(&d);
     let full = head_of(&ready);

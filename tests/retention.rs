@@ -177,16 +177,7 @@ fn trims_only_what_every_cursor_passed_and_rebuilds_the_same() {
     assert_eq!(head, next[0].1);
     assert!(internal >= 5, "owner user, key, two hooks, state changes");
 
-    let out = std::process::Command::new(common::BIN)
-        .args(["rebuild-projections", "--data-dir"])
-        .arg(&d.data_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::rebuild_projections(&d.data_dir);
     let mut d = common::start_in(dir.path(), &config(0));
     for id in [&caught_up, &paused] {
         let h = hook(&d, id);

@@ -3,8 +3,11 @@
 //! covers the integration too. Needs `npm ci` in `packaging/zapier` (`.ci/run` does it);
 //! required when `CI` is set, skipped with a notice otherwise.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 #[test]
 fn the_zapier_app_passes_its_tests_against_the_real_daemon() {
@@ -17,18 +20,15 @@ fn the_zapier_app_passes_its_tests_against_the_real_daemon() {
         eprintln!("NOTICE: skipping the Zapier app's tests: {message}");
         return;
     }
-    let out = Command::new("npm")
-        .arg("test")
-        .current_dir(&app)
-        .env("REV23_BIN", env!("CARGO_BIN_EXE_rev23-webhooks"))
-        .output()
-        .expect("run npm test");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the Zapier app's tests failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, stdout, stderr) = common::run_bounded(
+        Command::new("npm")
+            .arg("test")
+            .current_dir(&app)
+            .env("REV23_BIN", common::BIN),
+        Duration::from_secs(300),
+    )
+    .expect("run npm test");
+    assert!(ok, "the Zapier app's tests failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("passing"), "{stdout}");
     assert!(!stdout.contains("failing"), "{stdout}");
 }

@@ -278,3 +278,59 @@ pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Runs a command with a time bound (killed and a panic past it); returns (success, stdout,
+/// stderr), or None if it cannot be started at all.
+pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Option<(bool, String, String)> {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    // Read both pipes while waiting, so a chatty child never blocks on a full pipe.
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Some((
+        status.success(),
+        out_t.join().unwrap_or_default(),
+        err_t.join().unwrap_or_default(),
+    ))
+}
+
+/// `rev23-webhooks rebuild-projections --data-dir <data_dir>` on a stopped daemon's data dir;
+/// panics with its output if it fails.
+pub fn rebuild_projections(data_dir: &Path) {
+    let (ok, out, err) = run_bounded(
+        Command::new(BIN)
+            .arg("rebuild-projections")
+            .arg("--data-dir")
+            .arg(data_dir),
+        Duration::from_secs(120),
+    )
+    .expect("run rebuild-projections");
+    assert!(ok, "rebuild-projections failed: {out}{err}");
+}
