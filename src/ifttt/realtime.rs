@@ -3,7 +3,7 @@
 //! instead of within the hour. It is only a hint — IFTTT still reads the trigger endpoint — so a
 //! failed notification is logged and dropped, never retried into a backlog.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,13 +99,25 @@ fn identities_to_notify(
 ) -> Result<(u64, BTreeSet<String>), crate::journal::JournalError> {
     let mut through = from.saturating_sub(1);
     let mut notify = BTreeSet::new();
+    // The identities of each type, taken once per round (not once per journal entry).
+    let by_type: HashMap<&str, Vec<(String, String)>> = catalog::CATALOG
+        .iter()
+        .map(|t| (t.name, identities.of_type(t.name)))
+        .filter(|(_, ids)| !ids.is_empty())
+        .collect();
     reader::scan_from(db, from, MAX_ENTRIES_PER_ROUND, |e| {
         through = e.offset;
         let Some(event_type) = catalog::lookup(&e.kind) else {
             return true; // internal entries are never announced
         };
-        for (identity, user_id) in identities.of_type(event_type.name) {
-            let Some(user) = registry.users.get(&user_id) else {
+        let Some(polled) = by_type.get(event_type.name) else {
+            return true;
+        };
+        for (identity, user_id) in polled {
+            if notify.contains(identity) {
+                continue;
+            }
+            let Some(user) = registry.users.get(user_id) else {
                 continue;
             };
             let permissions = RegistryState::user_permissions(user);
@@ -117,7 +129,7 @@ fn identities_to_notify(
                 false,
             );
             if matches!(decision, Decision::Deliver { .. }) {
-                notify.insert(identity);
+                notify.insert(identity.clone());
             }
         }
         true
